@@ -1,0 +1,67 @@
+"""A query template compiled once: ground formula -> SDD -> tensor circuit."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from .circuit import TensorCircuit
+from .errors import QueryError
+from .grounding import Grounder
+from .leaves import LeafTable
+from .program import Program
+from .sdd import compile_sdd
+from .template import QueryTemplate
+
+
+@dataclass
+class CompiledQuery:
+    """Everything needed to evaluate a template on a batch.
+
+    ``answers[i]`` are the output values of root ``i`` of ``circuit``;
+    ``conditional`` marks that the last root is the evidence (normaliser).
+    """
+
+    template: QueryTemplate
+    answers: list[tuple]
+    circuit: TensorCircuit
+    table: LeafTable
+    conditional: bool
+    stats: dict
+
+    @classmethod
+    def build(
+        cls,
+        program: Program,
+        grounder: Grounder,
+        template: QueryTemplate,
+        domain_sizes: dict[str, int],
+        evidence=None,
+    ) -> "CompiledQuery":
+        ground = grounder.ground([template.term], evidence or program.evidence)
+        answers = [(name, node) for name, node in ground.queries if node is not None]
+        if not answers:
+            raise QueryError(f"query {template.term} has no proof in {program.source}")
+        ground.queries = answers
+        sdd = compile_sdd(ground, domain_sizes)
+        start = time.perf_counter()
+        roots = list(sdd.roots) + ([sdd.evidence_root] if sdd.evidence_root is not None else [])
+        circuit = TensorCircuit.from_sdd(roots, sdd.literal_rows, len(sdd.table))
+        stats = {
+            "ground_s": ground.seconds,
+            "sdd_s": sdd.seconds,
+            "circuit_s": time.perf_counter() - start,
+            "answers": len(answers),
+            "nodes": circuit.n_nodes,
+            "edges": circuit.n_edges,
+            "layers": circuit.n_layers,
+            **sdd.stats,
+        }
+        return cls(
+            template=template,
+            answers=[template.answer_values(name) for name, _ in answers],
+            circuit=circuit,
+            table=sdd.table,
+            conditional=sdd.evidence_root is not None,
+            stats=stats,
+        )

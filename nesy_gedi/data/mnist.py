@@ -1,0 +1,128 @@
+"""MNIST from the standard IDX files (``.gz`` or plain), with a download fallback."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+
+ENV_VAR = "NESY_GEDI_DATA"
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+MEAN, STD = 0.5, 0.5  # images are scaled to [-1, 1]
+
+
+@dataclass
+class MnistSplit:
+    """Raw images ``[N, 28, 28]`` (uint8) and labels ``[N]`` (int64) of one split."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    name: str
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def normalized(self, index: torch.Tensor | slice | None = None, device: str | torch.device = "cpu") -> torch.Tensor:
+        """Float images ``[n, 1, 28, 28]`` in ``[-1, 1]``."""
+        images = self.images if index is None else self.images[index]
+        return normalize(images.to(device))
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    return ((images.float() / 255.0 - MEAN) / STD).unsqueeze(-3)
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path | None:
+    """The data directory from the argument or ``$NESY_GEDI_DATA`` (None if neither)."""
+    if data_dir:
+        return Path(data_dir).expanduser()
+    env = os.environ.get(ENV_VAR)
+    return Path(env).expanduser() if env else None
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "nesy_gedi"
+
+
+def _find(directory: Path, stem: str) -> Path | None:
+    for folder in (directory / "MNIST" / "raw", directory / "raw", directory):
+        for name in (stem + ".gz", stem):
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (unsigned-byte data), gzipped or plain."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            data = handle.read()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise DataError(f"{path} is not an IDX file (bad magic number)")
+    if data[2] != 0x08:
+        raise DataError(f"{path}: only unsigned-byte IDX files are supported (type 0x{data[2]:02x})")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = int(np.prod(shape)) if shape else 0
+    if len(data) - header != expected:
+        raise DataError(f"{path} is truncated: header says {shape}, found {len(data) - header} bytes of data")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _download(cache: Path) -> Path:
+    try:
+        from torchvision.datasets import MNIST
+
+        MNIST(str(cache), train=True, download=True)
+        MNIST(str(cache), train=False, download=True)
+    except Exception as exc:  # network errors come in many types
+        raise DataError(
+            f"MNIST not found and the download into {cache} failed ({exc}); "
+            f"put the IDX files in <dir>/MNIST/raw and pass --data-dir <dir> or set ${ENV_VAR}"
+        ) from None
+    return cache
+
+
+def load_mnist(split: str = "train", data_dir: str | os.PathLike | None = None, download: bool = True) -> MnistSplit:
+    """Load ``train`` or ``test`` MNIST.
+
+    Looks in ``data_dir`` (or ``$NESY_GEDI_DATA``) under ``MNIST/raw``, ``raw``
+    and the directory itself.  Without a directory, uses (and if needed
+    downloads with torchvision into) ``~/.cache/nesy_gedi``.
+    """
+    if split not in FILES:
+        raise DataError(f"unknown MNIST split {split!r}; use 'train' or 'test'")
+    directory = resolve_data_dir(data_dir)
+    explicit = directory is not None
+    if directory is None:
+        directory = default_cache_dir()
+    paths = [_find(directory, stem) for stem in FILES[split]]
+    if None in paths:
+        missing = [stem for stem, p in zip(FILES[split], paths) if p is None]
+        if explicit or not download:
+            raise DataError(
+                f"MNIST {split} files {', '.join(missing)} (.gz or plain) not found in {directory} "
+                f"(looked in {directory / 'MNIST' / 'raw'}, {directory / 'raw'} and {directory})"
+            )
+        _download(directory)
+        paths = [_find(directory, stem) for stem in FILES[split]]
+        if None in paths:
+            raise DataError(f"download into {directory} did not produce the MNIST {split} files")
+    images, labels = read_idx(paths[0]), read_idx(paths[1])
+    if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+        raise DataError(f"MNIST {split}: images {images.shape} and labels {labels.shape} do not match")
+    return MnistSplit(torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64)), split)

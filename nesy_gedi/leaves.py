@@ -1,0 +1,119 @@
+"""The leaf table: log-weights of circuit literals as rows of one tensor.
+
+Every literal of a compiled circuit reads one row of a ``[rows, batch]`` table
+of log-weights.  A row is a constant (``log p`` of a numeric fact, ``0`` or
+``-inf``), a log-probability that a network outputs, or the log-sum of several
+outputs of one network (the weight of "none of the grounded alternatives").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from problog.logic import Term
+
+ZERO_ROW = 0  # log 1
+NEG_INF_ROW = 1  # log 0
+
+
+@dataclass(frozen=True)
+class NeuralCall:
+    """One application of a network to (placeholders for) input tensors."""
+
+    network: str
+    inputs: tuple[Term, ...]
+    is_fact: bool
+
+    def __str__(self) -> str:
+        return f"{self.network}({', '.join(map(str, self.inputs))})"
+
+
+class LeafTable:
+    """Collects the rows a circuit needs, then evaluates them for a batch.
+
+    While a circuit is compiled, :meth:`const`, :meth:`neural` and
+    :meth:`neural_sum` add rows and return their stable indices.  Neural
+    outputs are indexed per call: column ``k`` of an annotated disjunction's
+    log-probabilities, or column 0/1 (``log p``/``log 1-p``) of a neural fact.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[NeuralCall] = []
+        self._call_index: dict[NeuralCall, int] = {}
+        self._consts: list[float] = []
+        self._neural: list[tuple[int, int]] = []
+        self._sums: list[tuple[int, tuple[int, ...]]] = []
+        self._rows: dict[tuple, int] = {}
+        self._order: list[tuple[str, int]] = []
+        self._cache: dict[tuple, tuple[torch.Tensor, ...]] = {}
+        self.const(0.0)
+        self.const(float("-inf"))
+
+    def _row(self, kind: str, key: object, store: list) -> int:
+        if (kind, key) not in self._rows:
+            self._rows[(kind, key)] = len(self._order)
+            self._order.append((kind, len(store)))
+            store.append(key)
+            self._cache.clear()
+        return self._rows[(kind, key)]
+
+    def call(self, call: NeuralCall) -> int:
+        if call not in self._call_index:
+            self._call_index[call] = len(self.calls)
+            self.calls.append(call)
+        return self._call_index[call]
+
+    def const(self, log_weight: float) -> int:
+        return self._row("const", float(log_weight), self._consts)
+
+    def neural(self, call: NeuralCall, column: int) -> int:
+        return self._row("neural", (self.call(call), column), self._neural)
+
+    def neural_sum(self, call: NeuralCall, columns: tuple[int, ...]) -> int:
+        """Row of ``log sum_{c in columns} p_c`` for one annotated-disjunction call."""
+        columns = tuple(sorted(set(columns)))
+        if not columns:
+            return NEG_INF_ROW
+        if len(columns) == 1:
+            return self.neural(call, columns[0])
+        return self._row("sum", (self.call(call), columns), self._sums)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def _indices(self, device: torch.device, dtype: torch.dtype, widths: tuple[int, ...]):
+        key = (device, dtype, widths)
+        if key not in self._cache:
+            offsets = [sum(widths[:i]) for i in range(len(widths))]
+            consts = torch.tensor(self._consts, dtype=dtype, device=device)
+            neural = torch.tensor(
+                [offsets[c] + col for c, col in self._neural], dtype=torch.long, device=device
+            )
+            sums = [
+                torch.tensor([offsets[c] + col for col in cols], dtype=torch.long, device=device)
+                for c, cols in self._sums
+            ]
+            start = {"const": 0, "neural": len(self._consts), "sum": len(self._consts) + len(self._neural)}
+            order = torch.tensor(
+                [start[kind] + i for kind, i in self._order], dtype=torch.long, device=device
+            )
+            identity = bool(torch.equal(order, torch.arange(len(order), device=device)))
+            self._cache[key] = (consts, neural, sums, None if identity else order)
+        return self._cache[key]
+
+    def evaluate(
+        self, outputs: list[torch.Tensor], batch: int, device: torch.device, dtype: torch.dtype
+    ) -> torch.Tensor:
+        """Rows ``[len(self), batch]``; ``outputs[i]`` is ``[batch, width]`` for call ``i``."""
+        widths = tuple(int(o.shape[1]) for o in outputs)
+        consts, neural, sums, order = self._indices(device, dtype, widths)
+        parts = [consts.unsqueeze(1).expand(-1, batch)]
+        if outputs:
+            flat = torch.cat([o.t() for o in outputs], dim=0) if len(outputs) > 1 else outputs[0].t()
+            if len(neural):
+                parts.append(flat.index_select(0, neural))
+            for idx in sums:
+                parts.append(torch.logsumexp(flat.index_select(0, idx), dim=0, keepdim=True))
+        table = torch.cat(parts, dim=0)
+        return table if order is None else table.index_select(0, order)

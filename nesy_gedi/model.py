@@ -1,0 +1,210 @@
+"""NeSyModel: a program plus its networks, evaluating batched queries exactly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+import torch
+from torch import nn
+
+from .compiled import CompiledQuery
+from .errors import InputError, UnknownNetworkError
+from .grounding import Grounder
+from .program import Program
+from .template import QueryTemplate
+
+Network = Callable[..., torch.Tensor]
+
+
+@dataclass
+class QueryResult:
+    """Log-probabilities of every answer of a query for every batch element.
+
+    ``log_probs[b, i]`` is ``log P(answer i | inputs of b)``; ``logits[net]``
+    holds the raw outputs of each network for all of its calls in the batch
+    (``[calls * batch, K]``), e.g. for a regulariser on the same images.
+    """
+
+    answers: list[tuple]
+    log_probs: torch.Tensor
+    logits: dict[str, torch.Tensor]
+
+    def index(self, answer: tuple | object) -> int:
+        key = answer if isinstance(answer, tuple) else (answer,)
+        try:
+            return self._lookup[key]
+        except KeyError:
+            raise InputError(f"{answer} is not a provable answer; answers are {self.answers[:10]}...") from None
+
+    @property
+    def _lookup(self) -> dict[tuple, int]:
+        return {a: i for i, a in enumerate(self.answers)}
+
+    def probs(self) -> torch.Tensor:
+        return self.log_probs.exp()
+
+
+class NeSyModel(nn.Module):
+    """A ProbLog program with neural predicates, evaluated as batched tensor circuits.
+
+    ``networks`` maps each network name used by the program's ``nn`` annotations
+    to a callable (usually an ``nn.Module``) from input tensors ``[batch, ...]``
+    to logits: ``[batch, K]`` for a K-valued annotated disjunction (softmax is
+    applied here), ``[batch]`` or ``[batch, 1]`` for a neural fact (sigmoid).
+    """
+
+    def __init__(self, program: Program | str | Path, networks: Mapping[str, Network]):
+        super().__init__()
+        if isinstance(program, Path) or (isinstance(program, str) and program.endswith(".pl")):
+            program = Program.from_file(program)
+        elif isinstance(program, str):
+            program = Program.from_string(program)
+        self.program = program
+        missing = sorted(program.networks - set(networks))
+        if missing:
+            raise UnknownNetworkError(
+                f"{program.source} uses network(s) {', '.join(missing)} but the model was given "
+                f"{', '.join(sorted(networks)) or 'no networks'}"
+            )
+        self.networks = nn.ModuleDict({k: v for k, v in networks.items() if isinstance(v, nn.Module)})
+        self._functions = {k: v for k, v in networks.items() if not isinstance(v, nn.Module)}
+        self.domain_sizes: dict[str, int] = {}
+        for decl in program.neural:
+            if decl.domain is None:
+                continue
+            known = self.domain_sizes.setdefault(decl.network, len(decl.domain))
+            if known != len(decl.domain):
+                raise UnknownNetworkError(
+                    f"network {decl.network} is used with domains of {known} and {len(decl.domain)} values"
+                )
+        self.grounder = Grounder(program)
+        self._compiled: dict[str, CompiledQuery] = {}
+
+    def network(self, name: str) -> Network:
+        if name in self.networks:
+            return self.networks[name]
+        return self._functions[name]
+
+    def compile(self, query: str, inputs: list[str] | tuple[str, ...]) -> CompiledQuery:
+        """Ground and compile ``query`` once per template (cached)."""
+        template = QueryTemplate.create(query, tuple(inputs))
+        if template.key not in self._compiled:
+            self._compiled[template.key] = CompiledQuery.build(
+                self.program, self.grounder, template, self.domain_sizes
+            )
+        return self._compiled[template.key]
+
+    @property
+    def compiled(self) -> dict[str, CompiledQuery]:
+        return dict(self._compiled)
+
+    def forward(self, query: str, inputs: Mapping[str, torch.Tensor]) -> QueryResult:
+        """Evaluate ``query`` for a batch: ``inputs`` maps query variables to ``[batch, ...]`` tensors."""
+        compiled = self.compile(query, tuple(inputs))
+        batch = _batch_size(inputs, query)
+        outputs, logits = self._network_outputs(compiled, inputs, batch)
+        if outputs:
+            device, dtype = outputs[0].device, outputs[0].dtype
+        else:
+            reference = next(iter(inputs.values()), None)
+            device = reference.device if reference is not None else torch.device("cpu")
+            dtype = torch.float64
+        leaves = compiled.table.evaluate(outputs, batch, device, dtype)
+        roots = compiled.circuit(leaves)
+        if compiled.conditional:
+            roots = roots[:, :-1] - roots[:, -1:]
+        return QueryResult(compiled.answers, roots, logits)
+
+    def log_prob(
+        self, query: str, inputs: Mapping[str, torch.Tensor], answers: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``[batch]`` log-probabilities of one answer per element (or of the only answer).
+
+        ``answers`` holds, per batch element, an index into the compiled answers;
+        :meth:`answer_indices` converts answer values into such indices.
+        """
+        result = self.forward(query, inputs)
+        if answers is None:
+            if result.log_probs.shape[1] != 1:
+                raise InputError(
+                    f"query {query} has {result.log_probs.shape[1]} answers; pass which one per element"
+                )
+            return result.log_probs[:, 0]
+        return result.log_probs.gather(1, answers.view(-1, 1).to(result.log_probs.device)).squeeze(1)
+
+    def answer_indices(self, query: str, inputs: tuple[str, ...], values) -> torch.Tensor:
+        """Indices of answer values (e.g. sums) in the compiled answers of ``query``."""
+        compiled = self.compile(query, inputs)
+        lookup = {a: i for i, a in enumerate(compiled.answers)}
+        indices = []
+        for v in values:
+            key = v if isinstance(v, tuple) else (v,)
+            if key not in lookup:
+                raise InputError(f"{query} has no proof for answer {v}")
+            indices.append(lookup[key])
+        return torch.tensor(indices, dtype=torch.long)
+
+    def probabilities(self, query: str) -> dict[tuple, float]:
+        """Exact probability of every answer of a query without tensor inputs."""
+        result = self.forward(query, {})
+        return {a: float(p) for a, p in zip(result.answers, result.log_probs[0].exp())}
+
+    def _network_outputs(
+        self, compiled: CompiledQuery, inputs: Mapping[str, torch.Tensor], batch: int
+    ) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+        """One forward per network over all its calls; per-call log-probabilities."""
+        calls = compiled.table.calls
+        by_network: dict[str, list[int]] = {}
+        for i, call in enumerate(calls):
+            by_network.setdefault(call.network, []).append(i)
+        outputs: list[torch.Tensor | None] = [None] * len(calls)
+        logits_of: dict[str, torch.Tensor] = {}
+        template = compiled.template
+        for name, indices in by_network.items():
+            arity = len(calls[indices[0]].inputs)
+            args = []
+            for j in range(arity):
+                tensors = [inputs[template.input_name(calls[i].inputs[j])] for i in indices]
+                args.append(tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim=0))
+            try:
+                logits = self.network(name)(*args)
+            except (RuntimeError, ValueError, TypeError) as exc:
+                shapes = ", ".join(str(tuple(a.shape)) for a in args)
+                raise InputError(f"network {name} failed on inputs of shape {shapes}: {exc}") from exc
+            is_fact = calls[indices[0]].is_fact
+            expected = len(indices) * batch
+            if is_fact:
+                if logits.dim() == 2 and logits.shape[1] == 1:
+                    logits = logits[:, 0]
+                if logits.shape != (expected,):
+                    raise InputError(
+                        f"network {name} (a neural fact) must return [batch] or [batch, 1] logits; "
+                        f"got {tuple(logits.shape)} for {expected} inputs"
+                    )
+                per_call = torch.stack([nn.functional.logsigmoid(logits), nn.functional.logsigmoid(-logits)], 1)
+            else:
+                k = self.domain_sizes[name]
+                if logits.dim() != 2 or logits.shape != (expected, k):
+                    raise InputError(
+                        f"network {name} must return logits of shape [batch, {k}] (one per domain value); "
+                        f"got {tuple(logits.shape)} for {expected} inputs"
+                    )
+                per_call = torch.log_softmax(logits, dim=1)
+            logits_of[name] = logits
+            for position, i in enumerate(indices):
+                outputs[i] = per_call[position * batch : (position + 1) * batch]
+        return outputs, logits_of  # type: ignore[return-value]
+
+
+def _batch_size(inputs: Mapping[str, torch.Tensor], query: str) -> int:
+    if not inputs:
+        return 1
+    sizes = {name: (t.shape[0] if isinstance(t, torch.Tensor) and t.dim() > 0 else None) for name, t in inputs.items()}
+    bad = [name for name, s in sizes.items() if s is None]
+    if bad:
+        raise InputError(f"inputs {', '.join(bad)} of {query} must be tensors with a batch dimension")
+    if len(set(sizes.values())) != 1:
+        raise InputError(f"inputs of {query} have different batch sizes: {sizes}")
+    return next(iter(sizes.values()))

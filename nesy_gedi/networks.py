@@ -1,0 +1,59 @@
+"""Perception networks."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class MnistCNN(nn.Module):
+    """The MNIST network of DeepProbLog: 2 conv + 3 fully connected layers.
+
+    Maps ``[batch, 1, 28, 28]`` images to ``[batch, n_classes]`` logits
+    (DeepProbLog puts a softmax at the end; here the engine applies it, and
+    GEDI reads the same logits as an energy).
+    """
+
+    def __init__(self, n_classes: int = 10) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, 6, 5),
+            nn.MaxPool2d(2, 2),
+            nn.ReLU(True),
+            nn.Conv2d(6, 16, 5),
+            nn.MaxPool2d(2, 2),
+            nn.ReLU(True),
+        )
+        self.classifier = nn.Sequential(
+            nn.Linear(16 * 4 * 4, 120),
+            nn.ReLU(),
+            nn.Linear(120, 84),
+            nn.ReLU(),
+            nn.Linear(84, n_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3:
+            x = x.unsqueeze(1)
+        if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
+            raise ValueError(f"MnistCNN expects images [batch, 1, 28, 28], got {tuple(x.shape)}")
+        return self.classifier(self.encoder(x).flatten(1))
+
+
+class OneHot(nn.Module):
+    """A fixed "network" for observed discrete values: integer labels -> logits.
+
+    Lets a program read per-example labels (e.g. the digits of a sum) through a
+    neural predicate, so one compiled circuit serves every label value.
+    """
+
+    def __init__(self, n_classes: int) -> None:
+        super().__init__()
+        self.n_classes = n_classes
+
+    def forward(self, labels: torch.Tensor) -> torch.Tensor:
+        labels = labels.reshape(-1).long()
+        if labels.numel() and (labels.min() < 0 or labels.max() >= self.n_classes):
+            raise ValueError(f"labels must lie in [0, {self.n_classes}), got {labels.min()}..{labels.max()}")
+        logits = torch.full((labels.shape[0], self.n_classes), float("-inf"), device=labels.device)
+        return logits.scatter(1, labels.view(-1, 1), 0.0)

@@ -1,0 +1,211 @@
+"""Loading ProbLog programs with neural predicates.
+
+A program is ordinary ProbLog plus two kinds of neural annotations:
+
+* ``nn(Net, [X1,..,Xk], Y, [d1,..,dn]) :: p(..., Y, ...) [:- Body].``
+  a *neural annotated disjunction*: network ``Net`` applied to the inputs gives
+  a distribution over the domain values ``d1..dn`` of ``Y``.  Integer ranges
+  may be written ``[0..9]``.
+* ``nn(Net, [X1,..,Xk]) :: p(...) [:- Body].`` a *neural fact*: the network
+  gives the probability (through a sigmoid of its single logit) that it holds.
+
+Both are rewritten into plain ProbLog whose probability labels are symbolic
+terms ``'$nn'(Net, Inputs, I)`` (index ``I`` into the domain) and
+``'$nnf'(Net, Inputs)``; the compiled circuits later turn those labels into
+columns of the networks' output.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from problog.errors import ProbLogError
+from problog.logic import AnnotatedDisjunction, Clause, Constant, Term, Var, term2list
+from problog.program import PrologString, SimpleProgram
+
+from .errors import ProgramError
+
+NN_AD = "$nn"
+NN_FACT = "$nnf"
+
+_RANGE = re.compile(r"\[\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*\]")
+
+
+@dataclass(frozen=True)
+class NeuralPredicate:
+    """One ``nn/4`` or ``nn/2`` declaration of a program."""
+
+    network: str
+    signature: str  # e.g. "digit/2"
+    n_inputs: int
+    domain: tuple[Term, ...] | None  # None for a neural fact
+
+    @property
+    def is_fact(self) -> bool:
+        return self.domain is None
+
+
+class _Subst(dict):
+    """Substitution that leaves unmapped variables as they are."""
+
+    def __missing__(self, key: str) -> Var:
+        return Var(key)
+
+
+def _expand_ranges(text: str) -> str:
+    """Rewrite ``[a..b]`` integer ranges into explicit Prolog lists."""
+
+    def expand(match: re.Match) -> str:
+        lo, hi = int(match.group(1)), int(match.group(2))
+        if hi < lo:
+            raise ProgramError(f"empty range [{lo}..{hi}] in program")
+        return "[" + ",".join(str(i) for i in range(lo, hi + 1)) + "]"
+
+    return _RANGE.sub(expand, text)
+
+
+class Program:
+    """A parsed ProbLog program whose neural annotations are made symbolic.
+
+    Use :meth:`from_file` or :meth:`from_string`.  ``problog_program`` is the
+    rewritten program ready for ProbLog's engine, ``neural`` lists the neural
+    declarations and ``networks`` the network names they use.
+    """
+
+    def __init__(self, text: str, source: str = "<string>") -> None:
+        self.source = source
+        self.text = text
+        self.neural: list[NeuralPredicate] = []
+        self.problog_program = SimpleProgram()
+        self.queries: list[Term] = []
+        self.evidence: list[tuple[Term, bool]] = []
+        self._parse(_expand_ranges(text))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "Program":
+        path = Path(path)
+        if not path.is_file():
+            raise ProgramError(f"program file not found: {path}")
+        return cls(path.read_text(), source=str(path))
+
+    @classmethod
+    def from_string(cls, text: str) -> "Program":
+        return cls(text)
+
+    @property
+    def networks(self) -> set[str]:
+        return {n.network for n in self.neural}
+
+    def _where(self, parsed: PrologString, statement: Term) -> str:
+        location = getattr(statement, "location", None)
+        try:
+            line_col = parsed.lineno(location) if location is not None else None
+        except Exception:  # pragma: no cover - location info is best effort
+            line_col = None
+        if line_col:
+            return f"{self.source}:{line_col[-2]}:{line_col[-1]}"
+        return self.source
+
+    def _parse(self, text: str) -> None:
+        try:
+            parsed = PrologString(text)
+            statements = list(parsed)
+        except ProbLogError as exc:
+            raise ProgramError(f"cannot parse {self.source}: {exc}") from None
+        for statement in statements:
+            where = self._where(parsed, statement)
+            try:
+                self._add(statement, where)
+            except ProgramError:
+                raise
+            except ProbLogError as exc:
+                raise ProgramError(f"{where}: {exc}") from None
+
+    def _add(self, statement: Term, where: str) -> None:
+        if isinstance(statement, Clause):
+            head, body = statement.head, statement.body
+        else:
+            head, body = statement, None
+        label = getattr(head, "probability", None)
+        if isinstance(label, Term) and label.functor == "nn":
+            self._add_neural(head, body, label, where)
+            return
+        if body is None and type(head) is Term and head.functor == "query" and head.arity == 1:
+            self.queries.append(head.args[0])
+        elif body is None and type(head) is Term and head.functor == "evidence":
+            self.evidence.append(_evidence_of(head, where))
+        else:
+            self.problog_program.add_statement(statement)
+
+    def _add_neural(self, head: Term, body: Term | None, label: Term, where: str) -> None:
+        if label.arity not in (2, 4):
+            raise ProgramError(
+                f"{where}: neural annotation must be nn(Net, Inputs, Out, Domain) or "
+                f"nn(Net, Inputs), got {label}"
+            )
+        net, inputs = label.args[0], label.args[1]
+        if not (isinstance(net, Term) and net.arity == 0 and not isinstance(net, Var)):
+            raise ProgramError(f"{where}: network name must be an atom, got {net}")
+        try:
+            input_list = term2list(inputs, deep=False)
+        except Exception:
+            raise ProgramError(f"{where}: inputs of {label} must be a list, got {inputs}") from None
+        if not input_list:
+            raise ProgramError(f"{where}: {label} has no inputs")
+        signature = f"{head.functor}/{head.arity}"
+        body = body if body is not None else Term("true")
+        if label.arity == 2:
+            self.neural.append(NeuralPredicate(str(net), signature, len(input_list), None))
+            fact = head.with_probability(Term(NN_FACT, net, inputs))
+            self.problog_program.add_clause(Clause(fact, body) if body != Term("true") else fact)
+            return
+        out, domain = label.args[2], label.args[3]
+        if not isinstance(out, Var) or out not in head.args:
+            raise ProgramError(
+                f"{where}: output {out} of {label} must be a variable that appears in {head}"
+            )
+        try:
+            values = term2list(domain, deep=False)
+        except Exception:
+            raise ProgramError(f"{where}: domain of {label} must be a list, got {domain}") from None
+        if not values:
+            raise ProgramError(f"{where}: domain of {label} is empty")
+        values = [Constant(v) if isinstance(v, (int, float)) else v for v in values]
+        if len(set(map(str, values))) != len(values):
+            raise ProgramError(f"{where}: domain of {label} repeats a value")
+        self.neural.append(NeuralPredicate(str(net), signature, len(input_list), tuple(values)))
+        heads = []
+        for index, value in enumerate(values):
+            choice = head.apply(_Subst({out.name: value}))
+            heads.append(choice.with_probability(Term(NN_AD, net, inputs, Constant(index))))
+        self.problog_program.add_clause(AnnotatedDisjunction(heads, body))
+
+    def neural_predicate(self, network: str) -> NeuralPredicate:
+        for n in self.neural:
+            if n.network == network:
+                return n
+        raise KeyError(network)
+
+    def predicates(self) -> set[str]:
+        """Signatures ``name/arity`` of every predicate defined by the program."""
+        found: set[str] = set()
+        for statement in self.problog_program:
+            heads = statement.heads if isinstance(statement, AnnotatedDisjunction) else [
+                statement.head if isinstance(statement, Clause) else statement
+            ]
+            for head in heads:
+                found.add(f"{head.functor}/{head.arity}")
+        return found
+
+
+def _evidence_of(term: Term, where: str) -> tuple[Term, bool]:
+    if term.arity == 1:
+        atom = term.args[0]
+        if atom.functor == "\\+":
+            return atom.args[0], False
+        return atom, True
+    if term.arity == 2:
+        return term.args[0], str(term.args[1]) == "true"
+    raise ProgramError(f"{where}: malformed evidence {term}")
