@@ -1,0 +1,62 @@
+"""End to end on real MNIST: learning digits from sums alone, small budget."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from nesy_gedi import DataError, InputError, NeSyModel, UnknownNetworkError
+from nesy_gedi.data import AdditionDataset, load_mnist
+from nesy_gedi.networks import MnistCNN
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_task():
+    spec = importlib.util.spec_from_file_location("mnist_add", ROOT / "tasks" / "mnist_add.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_single_digit_addition_learns_digits(tmp_path):
+    results = load_task().main(
+        ["--n-digits", "1", "--train-size", "4000", "--test-size", "1000", "--out", str(tmp_path), "--no-progress"]
+    )
+    assert results["sum_accuracy"] > 0.75
+    assert results["digit_accuracy"] > 0.85
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["digit_accuracy"] == results["digit_accuracy"]
+    assert (tmp_path / "mnist_net.pt").is_file()
+
+
+def test_two_digit_circuit_probability_is_consistent():
+    data = AdditionDataset(load_mnist("test"), n_digits=2, seed=1, size=8)
+    task = load_task()
+    model = task.build_model(2, MnistCNN())
+    logp = task.batch_log_prob(model, data, torch.arange(8), "cpu")
+    assert logp.shape == (8,) and bool((logp < 0).all()) and bool(torch.isfinite(logp).all())
+
+
+def test_addition_dataset_uses_disjoint_images():
+    data = AdditionDataset(load_mnist("test"), n_digits=3, seed=0)
+    flat = data.indices.reshape(-1)
+    assert len(flat) == len(torch.unique(flat)) == 10000 // 6 * 6
+    a, b = data.digits[:, 0], data.digits[:, 1]
+    total = (a * torch.tensor([100, 10, 1])).sum(1) + (b * torch.tensor([100, 10, 1])).sum(1)
+    digits = data.sum_digits
+    assert torch.equal(total, (digits * torch.tensor([1000, 100, 10, 1])).sum(1))
+
+
+def test_missing_data_and_bad_shapes(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        load_mnist("train", tmp_path)
+    with pytest.raises(UnknownNetworkError, match="mnist_net"):
+        NeSyModel(ROOT / "programs" / "mnist_add.pl", {})
+    model = NeSyModel(ROOT / "programs" / "mnist_add.pl", {"mnist_net": MnistCNN()})
+    with pytest.raises(InputError, match="mnist_net"):
+        model("addition(X, Y, Z)", {"X": torch.zeros(2, 5, 5), "Y": torch.zeros(2, 5, 5)})
+    with pytest.raises(InputError, match="batch sizes"):
+        model("addition(X, Y, Z)", {"X": torch.zeros(2, 1, 28, 28), "Y": torch.zeros(3, 1, 28, 28)})
