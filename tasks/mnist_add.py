@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from nesy_gedi import NeSyModel  # noqa: E402
 from nesy_gedi.data import AdditionDataset, load_mnist  # noqa: E402
+from nesy_gedi.data.addition import add_digit_lists  # noqa: E402
 from nesy_gedi.networks import MnistCNN, OneHot  # noqa: E402
 
 
@@ -59,8 +60,6 @@ def evaluate(net: MnistCNN, data: AdditionDataset, device, batch_size: int = 100
         pred = net(images.view(-1, 1, 28, 28)).argmax(1).view(len(examples), 2, data.n_digits).cpu()
         digits = data.digits[examples]
         correct_digit += int((pred == digits).sum())
-        from nesy_gedi.data.addition import add_digit_lists
-
         correct_sum += int((add_digit_lists(pred[:, 0], pred[:, 1]) == data.sum_digits[examples]).all(1).sum())
     net.train()
     return {"sum_accuracy": correct_sum / len(data), "digit_accuracy": correct_digit / (len(data) * 2 * data.n_digits)}
