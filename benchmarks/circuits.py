@@ -1,0 +1,78 @@
+"""Circuit micro-benchmark for programs/multi_add.pl: size, compile and evaluation time.
+
+    python benchmarks/circuits.py --digits 1 2 4 8 15 30 --batch 256
+
+Writes benchmarks/circuits.json and benchmarks/circuits.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nesy_gedi import NeSyModel  # noqa: E402
+from nesy_gedi.networks import OneHot  # noqa: E402
+
+
+def measure(n: int, batch: int, repeats: int = 5) -> dict:
+    model = NeSyModel(ROOT / "programs" / "multi_add.pl", {"mnist_net": lambda x: x, "sum_digit": OneHot(10)})
+    xs, ys, zs = [f"X{i}" for i in range(n)], [f"Y{i}" for i in range(n)], [f"Z{i}" for i in range(n + 1)]
+    query = f"addition([{','.join(xs)}],[{','.join(ys)}],[{','.join(zs)}])"
+    start = time.perf_counter()
+    compiled = model.compile(query, xs + ys + zs)
+    compile_s = time.perf_counter() - start
+    inputs = {v: torch.randn(batch, 10, requires_grad=True) for v in xs + ys}
+    inputs.update({z: torch.randint(0, 10, (batch,)) for z in zs})
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        model.log_prob(query, inputs).sum().backward()
+        times.append(time.perf_counter() - t)
+    return {
+        "n_digits": n,
+        "nodes": compiled.stats["nodes"],
+        "edges": compiled.stats["edges"],
+        "layers": compiled.stats["layers"],
+        "compile_s": compile_s,
+        "forward_backward_s": sorted(times)[len(times) // 2],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--digits", type=int, nargs="+", default=[1, 2, 4, 8, 15, 30])
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks"))
+    args = parser.parse_args()
+    rows = []
+    for n in args.digits:
+        rows.append(measure(n, args.batch))
+        print(json.dumps(rows[-1]), flush=True)
+    out = Path(args.out)
+    (out / "circuits.json").write_text(json.dumps(rows, indent=2))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
+    ns = [r["n_digits"] for r in rows]
+    for ax, key, label in zip(axes, ["edges", "compile_s", "forward_backward_s"],
+                              ["circuit edges", "compile (s)", f"forward+backward, batch {args.batch} (s)"]):
+        ax.plot(ns, [r[key] for r in rows], "o-")
+        ax.set_xlabel("digits per number")
+        ax.set_title(label)
+    fig.tight_layout()
+    fig.savefig(out / "circuits.png", dpi=100)
+
+
+if __name__ == "__main__":
+    main()
