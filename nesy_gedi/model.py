@@ -31,17 +31,6 @@ class QueryResult:
     log_probs: torch.Tensor
     logits: dict[str, torch.Tensor]
 
-    def index(self, answer: tuple | object) -> int:
-        key = answer if isinstance(answer, tuple) else (answer,)
-        try:
-            return self._lookup[key]
-        except KeyError:
-            raise InputError(f"{answer} is not a provable answer; answers are {self.answers[:10]}...") from None
-
-    @property
-    def _lookup(self) -> dict[tuple, int]:
-        return {a: i for i, a in enumerate(self.answers)}
-
     def probs(self) -> torch.Tensor:
         return self.log_probs.exp()
 
