@@ -19,13 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nesy_gedi import NeSyModel  # noqa: E402
+from nesy_gedi.data.addition import addition_query  # noqa: E402
 from nesy_gedi.networks import OneHot  # noqa: E402
 
 
 def measure(n: int, batch: int, repeats: int = 5) -> dict:
     model = NeSyModel(ROOT / "programs" / "multi_add.pl", {"mnist_net": lambda x: x, "sum_digit": OneHot(10)})
-    xs, ys, zs = [f"X{i}" for i in range(n)], [f"Y{i}" for i in range(n)], [f"Z{i}" for i in range(n + 1)]
-    query = f"addition([{','.join(xs)}],[{','.join(ys)}],[{','.join(zs)}])"
+    query, xs, ys, zs = addition_query(n)
     start = time.perf_counter()
     compiled = model.compile(query, xs + ys + zs)
     compile_s = time.perf_counter() - start

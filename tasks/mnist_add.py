@@ -19,13 +19,8 @@ sys.path.insert(0, str(ROOT))
 
 from nesy_gedi import NeSyModel  # noqa: E402
 from nesy_gedi.data import AdditionDataset, load_mnist  # noqa: E402
-from nesy_gedi.data.addition import add_digit_lists  # noqa: E402
+from nesy_gedi.data.addition import add_digit_lists, addition_query  # noqa: E402
 from nesy_gedi.networks import MnistCNN, OneHot  # noqa: E402
-
-
-def query_of(n: int) -> tuple[str, list[str], list[str], list[str]]:
-    xs, ys, zs = [f"X{i}" for i in range(n)], [f"Y{i}" for i in range(n)], [f"Z{i}" for i in range(n + 1)]
-    return f"addition([{','.join(xs)}],[{','.join(ys)}],[{','.join(zs)}])", xs, ys, zs
 
 
 def build_model(n_digits: int, net: MnistCNN) -> NeSyModel:
@@ -38,11 +33,10 @@ def batch_log_prob(model: NeSyModel, data: AdditionDataset, examples: torch.Tens
     images = data.images(examples, device)
     n = data.n_digits
     if n == 1:
-        result = model("addition(X, Y, Z)", {"X": images[:, 0, 0], "Y": images[:, 1, 0]})
-        lookup = {a[0]: i for i, a in enumerate(result.answers)}
-        target = torch.tensor([lookup[int(s)] for s in data.sums[examples]], device=device)
-        return result.log_probs.gather(1, target.view(-1, 1)).squeeze(1)
-    query, xs, ys, zs = query_of(n)
+        query, inputs = "addition(X, Y, Z)", {"X": images[:, 0, 0], "Y": images[:, 1, 0]}
+        sums = [int(s) for s in data.sums[examples]]
+        return model.log_prob(query, inputs, model.answer_indices(query, ("X", "Y"), sums))
+    query, xs, ys, zs = addition_query(n)
     inputs = {x: images[:, 0, i] for i, x in enumerate(xs)}
     inputs.update({y: images[:, 1, i] for i, y in enumerate(ys)})
     sum_digits = data.sum_digits[examples].to(device)
@@ -92,7 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     seen = 0
     for epoch in range(args.epochs):
-        bar = tqdm(list(data_batches(train, args.batch_size, generator)), desc=f"epoch {epoch + 1}", disable=args.no_progress)
+        bar = tqdm(list(train.batches(args.batch_size, shuffle=True, generator=generator)), desc=f"epoch {epoch + 1}", disable=args.no_progress)
         for examples in bar:
             loss = -batch_log_prob(model, train, examples, device).mean()
             optimizer.zero_grad()
@@ -117,10 +111,6 @@ def main(argv: list[str] | None = None) -> dict:
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     print(json.dumps({k: v for k, v in results.items() if k not in ("circuits", "args")}, indent=2))
     return results
-
-
-def data_batches(data: AdditionDataset, batch_size: int, generator: torch.Generator):
-    return data.batches(batch_size, shuffle=True, generator=generator)
 
 
 if __name__ == "__main__":

@@ -79,3 +79,15 @@ def add_digit_lists(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         carry = s // 10
     out[:, 0] = carry
     return out
+
+
+def addition_query(n_digits: int) -> tuple[str, list[str], list[str], list[str]]:
+    """The ``programs/multi_add.pl`` query for N digits, and its input variable names.
+
+    Returns ``(query, xs, ys, zs)``: the digit images of both numbers (``X0..``,
+    ``Y0..``, most significant first) and the N+1 observed sum digits (``Z0..``).
+    """
+    xs = [f"X{i}" for i in range(n_digits)]
+    ys = [f"Y{i}" for i in range(n_digits)]
+    zs = [f"Z{i}" for i in range(n_digits + 1)]
+    return f"addition([{','.join(xs)}],[{','.join(ys)}],[{','.join(zs)}])", xs, ys, zs
