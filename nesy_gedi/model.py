@@ -78,7 +78,9 @@ class NeSyModel(nn.Module):
 
     def compile(self, query: str, inputs: list[str] | tuple[str, ...]) -> CompiledQuery:
         """Ground and compile ``query`` once per template (cached)."""
-        template = QueryTemplate.create(query, tuple(inputs))
+        return self._compile(QueryTemplate.create(query, tuple(inputs)))
+
+    def _compile(self, template: QueryTemplate) -> CompiledQuery:
         if template.key not in self._compiled:
             self._compiled[template.key] = CompiledQuery.build(
                 self.program, self.grounder, template, self.domain_sizes
@@ -90,10 +92,15 @@ class NeSyModel(nn.Module):
         return dict(self._compiled)
 
     def forward(self, query: str, inputs: Mapping[str, torch.Tensor]) -> QueryResult:
-        """Evaluate ``query`` for a batch: ``inputs`` maps query variables to ``[batch, ...]`` tensors."""
-        compiled = self.compile(query, tuple(inputs))
+        """Evaluate ``query`` for a batch.
+
+        ``inputs`` maps query variables (``X``) or tensor terms of the query
+        (``tensor(a)`` as ``"a"`` or ``"tensor(a)"``) to ``[batch, ...]`` tensors.
+        """
+        template = QueryTemplate.create(query, tuple(inputs))
+        compiled = self._compile(template)
         batch = _batch_size(inputs, query)
-        outputs, logits = self._network_outputs(compiled, inputs, batch)
+        outputs, logits = self._network_outputs(compiled, template, inputs, batch)
         if outputs:
             device, dtype = outputs[0].device, outputs[0].dtype
         else:
@@ -141,7 +148,7 @@ class NeSyModel(nn.Module):
         return {a: float(p) for a, p in zip(result.answers, result.log_probs[0].exp())}
 
     def _network_outputs(
-        self, compiled: CompiledQuery, inputs: Mapping[str, torch.Tensor], batch: int
+        self, compiled: CompiledQuery, template: QueryTemplate, inputs: Mapping[str, torch.Tensor], batch: int
     ) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
         """One forward per network over all its calls; per-call log-probabilities."""
         calls = compiled.table.calls
@@ -150,7 +157,6 @@ class NeSyModel(nn.Module):
             by_network.setdefault(call.network, []).append(i)
         outputs: list[torch.Tensor | None] = [None] * len(calls)
         logits_of: dict[str, torch.Tensor] = {}
-        template = compiled.template
         for name, indices in by_network.items():
             arity = len(calls[indices[0]].inputs)
             args = []

@@ -46,6 +46,31 @@ def _variables(term: Term) -> list[str]:
     return found
 
 
+def _is_tensor(term: Term) -> bool:
+    return isinstance(term, Term) and not isinstance(term, (Var, Constant)) and term.functor == "tensor" and term.arity == 1
+
+
+def _tensor_terms(term: Term) -> list[Term]:
+    found: list[Term] = []
+
+    def walk(t: Term) -> None:
+        if _is_tensor(t):
+            if t not in found:
+                found.append(t)
+        elif isinstance(t, Term) and not isinstance(t, Var):
+            for a in t.args:
+                walk(a)
+
+    walk(term)
+    return found
+
+
+def _placeholder(order: list[str], name: str) -> Term:
+    if name not in order:
+        order.append(name)
+    return Term(PLACEHOLDER, Constant(order.index(name)))
+
+
 def to_python(term: Term) -> object:
     """Constants to int/float, lists to tuples, other terms to their text."""
     if isinstance(term, Constant):
@@ -69,19 +94,42 @@ class QueryTemplate:
 
     @classmethod
     def create(cls, query: str | Term, inputs: list[str] | tuple[str, ...]) -> "QueryTemplate":
+        """Abstract the tensor inputs of ``query``.
+
+        An input is named either by a query variable (``X``) or by a DeepProbLog
+        style tensor term of the query (``tensor(a)``, named ``"tensor(a)"`` or ``"a"``).
+        """
         term = parse_term(query) if isinstance(query, str) else query
         names = _variables(term)
-        missing = [name for name in inputs if name not in names]
+        tensors = _tensor_terms(term)
+        known = set(names) | {str(t) for t in tensors} | {str(t.args[0]) for t in tensors}
+        missing = [name for name in inputs if name not in known]
         if missing:
             raise InputError(
                 f"input(s) {', '.join(missing)} do not appear in query {term}; "
-                f"its variables are {', '.join(names) or 'none'}"
+                f"its variables and tensor terms are {', '.join(names + [str(t) for t in tensors]) or 'none'}"
             )
-        order = [name for name in names if name in inputs]
-        substitution = {name: Term(PLACEHOLDER, Constant(k)) for k, name in enumerate(order)}
-        outputs = tuple(name for name in names if name not in substitution)
-        substitution.update({name: Var(name) for name in outputs})
-        return cls(term.apply(substitution), tuple(order), outputs)
+        order: list[str] = []
+        outputs: list[str] = []
+
+        def abstract(t: Term) -> Term:
+            if isinstance(t, Var):
+                if t.name in inputs:
+                    return _placeholder(order, t.name)
+                if t.name not in outputs:
+                    outputs.append(t.name)
+                return t
+            if _is_tensor(t):
+                for name in (str(t), str(t.args[0])):
+                    if name in inputs:
+                        return _placeholder(order, name)
+                raise InputError(f"{t} in query {term} has no tensor among the inputs ({', '.join(inputs) or 'none'})")
+            if isinstance(t, Term) and t.args:
+                return t.with_args(*(abstract(a) for a in t.args))
+            return t
+
+        abstracted = abstract(term)
+        return cls(abstracted, tuple(order), tuple(outputs))
 
     @property
     def key(self) -> str:

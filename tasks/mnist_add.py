@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--n-digits", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--lr", type=float, default=5e-3, help="(peak) learning rate of Adam")
+    parser.add_argument("--schedule", choices=("onecycle", "constant"), default="onecycle", help="learning-rate schedule over all epochs")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -82,6 +83,10 @@ def main(argv: list[str] | None = None) -> dict:
     model = build_model(args.n_digits, net)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
     generator = torch.Generator().manual_seed(args.seed)
+    steps = args.epochs * -(-len(train) // args.batch_size)
+    scheduler = None
+    if args.schedule == "onecycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=steps, pct_start=0.1)
 
     start = time.perf_counter()
     seen = 0
@@ -92,6 +97,8 @@ def main(argv: list[str] | None = None) -> dict:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             seen += len(examples)
             bar.set_postfix(loss=f"{loss.item():.3f}")
     train_seconds = time.perf_counter() - start

@@ -1,0 +1,101 @@
+"""NeSy overhead: time per training step through the program vs plain supervised cross-entropy.
+
+Both train the same MnistCNN with Adam on the same images (2 * N * batch digits per
+step); the NeSy step adds the leaf table, circuit forward and backward.
+
+    python benchmarks/overhead.py --n-digits 1 --batch-size 32 --steps 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tasks"))
+
+from mnist_add import batch_log_prob, build_model  # noqa: E402
+from nesy_gedi.data import AdditionDataset, load_mnist  # noqa: E402
+from nesy_gedi.networks import MnistCNN  # noqa: E402
+
+
+def time_steps(step, batches: list[torch.Tensor], warmup: int = 20) -> float:
+    """Median seconds per call of step(batch) after warm-up."""
+    for examples in batches[:warmup]:
+        step(examples)
+    times = []
+    for examples in batches[warmup:]:
+        start = time.perf_counter()
+        step(examples)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def measure(n_digits: int, batch_size: int, steps: int, device: str, data_dir: str | None = None) -> dict:
+    torch.manual_seed(0)
+    data = AdditionDataset(load_mnist("train", data_dir), n_digits, seed=0)
+    generator = torch.Generator().manual_seed(0)
+    batches = list(data.batches(batch_size, shuffle=True, generator=generator))[: steps + 20]
+
+    def sync() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    net = MnistCNN().to(device)
+    model = build_model(n_digits, net)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def nesy_step(examples: torch.Tensor) -> None:
+        loss = -batch_log_prob(model, data, examples, device).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        sync()
+
+    sup_net = MnistCNN().to(device)
+    sup_optimizer = torch.optim.Adam(sup_net.parameters(), lr=1e-3)
+
+    def supervised_step(examples: torch.Tensor) -> None:
+        images = data.images(examples, device).view(-1, 1, 28, 28)
+        labels = data.digits[examples].reshape(-1).to(device)
+        loss = F.cross_entropy(sup_net(images), labels)
+        sup_optimizer.zero_grad()
+        loss.backward()
+        sup_optimizer.step()
+        sync()
+
+    nesy = time_steps(nesy_step, batches)
+    supervised = time_steps(supervised_step, batches)
+    return {
+        "n_digits": n_digits,
+        "batch_size": batch_size,
+        "device": device,
+        "nesy_ms_per_batch": nesy * 1e3,
+        "supervised_ms_per_batch": supervised * 1e3,
+        "ratio": nesy / supervised,
+    }
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n-digits", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args(argv)
+    rows = [measure(n, args.batch_size, args.steps, args.device, args.data_dir) for n in args.n_digits]
+    for row in rows:
+        print(json.dumps(row))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
