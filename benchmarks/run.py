@@ -1,0 +1,196 @@
+"""nesy_gedi vs DeepProbLog 2.1.0 on MNIST addition, on this machine, in one run.
+
+    python benchmarks/run.py                      # N = 1 and 2, one epoch each
+    python benchmarks/run.py --n-digits 1 --train-examples 3000 --test-examples 500
+
+DeepProbLog is installed by this script into its own venv (``--dpl-venv``,
+default ``benchmarks/.deepproblog-venv``), never into ours; MNIST is copied
+there as plain IDX files from ``--data-dir``/``$NESY_GEDI_DATA``.  Both systems
+train the same CNN (DeepProbLog's MNIST_Net = our MnistCNN) with Adam for the
+same number of examples from the same torch seed, each with its own default
+batch size (DeepProbLog 2, nesy_gedi 32).  Writes ``benchmarks/results.json``
+and ``benchmarks/RESULTS.md`` (with the circuit table of ``circuits.py`` if
+``circuits.json`` exists).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tasks"))
+
+import mnist_add  # noqa: E402
+from nesy_gedi import NeSyModel  # noqa: E402
+from nesy_gedi.data import AdditionDataset, load_mnist  # noqa: E402
+from nesy_gedi.data.mnist import resolve_data_dir  # noqa: E402
+from nesy_gedi.errors import DataError  # noqa: E402
+
+DPL_PACKAGES = ["torch==2.14.1", "torchvision==0.29.1", "deepproblog==2.1.0"]
+MNIST_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+
+
+def dpl_python(venv: Path) -> Path:
+    """The venv's python, creating the venv and installing DeepProbLog on first use."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        print(f"creating {venv} and installing {' '.join(DPL_PACKAGES)}", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *DPL_PACKAGES], check=True)
+    return python
+
+
+def install_mnist(python: Path, data_dir: Path) -> None:
+    """Copy MNIST (plain IDX) to where DeepProbLog's example data module reads it."""
+    site = subprocess.run([str(python), "-c", "import deepproblog, os; print(os.path.dirname(deepproblog.__file__))"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    raw = Path(site) / "examples" / "MNIST" / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for name in MNIST_FILES:
+        target = raw / name
+        if target.exists():
+            continue
+        for folder in (data_dir / "MNIST" / "raw", data_dir / "raw", data_dir):
+            if (folder / name).exists():
+                shutil.copyfile(folder / name, target)
+                break
+            if (folder / (name + ".gz")).exists():
+                with gzip.open(folder / (name + ".gz")) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                break
+        else:
+            raise DataError(f"{name}(.gz) not found under {data_dir}")
+
+
+def run_deepproblog(python: Path, n: int, train_examples: int | None, test_examples: int | None, seed: int) -> dict:
+    command = [str(python), str(ROOT / "benchmarks" / "deepproblog_worker.py"), "--n-digits", str(n), "--seed", str(seed)]
+    if train_examples:
+        command += ["--train-examples", str(train_examples)]
+    if test_examples:
+        command += ["--test-examples", str(test_examples)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT / "benchmarks")
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"DeepProbLog run failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+@torch.no_grad()
+def evaluate_through_program(model: NeSyModel, data: AdditionDataset, batch_size: int = 1000) -> float:
+    """N=1 sum accuracy with the most probable sum under the program (as DeepProbLog evaluates)."""
+    correct = 0
+    for examples in data.batches(batch_size, shuffle=False):
+        images = data.images(examples)
+        result = model("addition(X, Y, Z)", {"X": images[:, 0, 0], "Y": images[:, 1, 0]})
+        best = torch.tensor([result.answers[i][0] for i in result.log_probs.argmax(1).tolist()])
+        correct += int((best == data.sums[examples].long()).sum())
+    return correct / len(data)
+
+
+def run_nesy_gedi(n: int, train_examples: int | None, test_examples: int | None, seed: int, data_dir) -> dict:
+    argv = ["--n-digits", str(n), "--epochs", "1", "--seed", str(seed), "--no-progress", "--out", "runs/benchmark"]
+    if data_dir:
+        argv += ["--data-dir", str(data_dir)]
+    if train_examples:
+        argv += ["--train-size", str(train_examples)]
+    if test_examples:
+        argv += ["--test-size", str(test_examples)]
+    results = mnist_add.main(argv)
+    compile_s = sum(c["ground_s"] + c["sdd_s"] + c["circuit_s"] for c in results["circuits"].values())
+    row = {
+        "system": "nesy_gedi",
+        "n_digits": n,
+        "train_examples": results["train_examples"],
+        "train_examples_per_s": results["train_examples_per_s"],
+        "compile_seconds": compile_s,
+        "sum_accuracy": results["sum_accuracy"],
+        "digit_accuracy": results["digit_accuracy"],
+    }
+    # Test evaluation throughput: N=1 through the program (answer = most probable sum),
+    # N>1 from the most probable digits (multi_add.pl observes the sum digits).
+    net = mnist_add.MnistCNN()
+    net.load_state_dict(torch.load(Path("runs/benchmark") / "mnist_net.pt"))
+    test = AdditionDataset(load_mnist("test", data_dir), n, seed, test_examples)
+    start = time.perf_counter()
+    if n == 1:
+        model = mnist_add.build_model(1, net)
+        row["sum_accuracy_program"] = evaluate_through_program(model, test)
+    else:
+        mnist_add.evaluate(net, test, "cpu")
+    seconds = time.perf_counter() - start
+    row.update(test_examples=len(test), test_seconds=seconds, test_examples_per_s=len(test) / seconds)
+    return row
+
+
+def markdown(rows: list[dict], circuits: list[dict] | None) -> str:
+    lines = ["# Benchmarks: nesy_gedi vs DeepProbLog 2.1.0", "",
+             "MNIST addition, one epoch, same CNN and torch seed, CPU (2 cores). Made by `python benchmarks/run.py`.", "",
+             "| N | system | train ex/s | test ex/s | compile (s) | test sum acc | train examples |",
+             "|---|---|---|---|---|---|---|"]
+    by_n: dict[int, dict[str, dict]] = {}
+    for r in rows:
+        by_n.setdefault(r["n_digits"], {})[r["system"]] = r
+        lines.append(f"| {r['n_digits']} | {r['system']} | {r['train_examples_per_s']:,.1f} | {r['test_examples_per_s']:,.1f} "
+                     f"| {r['compile_seconds']:.2f} | {r['sum_accuracy']:.4f} | {r['train_examples']:,} |")
+    lines += ["", "| N | training speed-up | evaluation speed-up |", "|---|---|---|"]
+    for n, pair in sorted(by_n.items()):
+        if "deepproblog" in pair and "nesy_gedi" in pair:
+            ours, theirs = pair["nesy_gedi"], pair["deepproblog"]
+            lines.append(f"| {n} | {ours['train_examples_per_s'] / theirs['train_examples_per_s']:.0f}x "
+                         f"| {ours['test_examples_per_s'] / theirs['test_examples_per_s']:.0f}x |")
+    if circuits:
+        lines += ["", "## Circuits of programs/multi_add.pl (`python benchmarks/circuits.py`)", "",
+                  "| N | nodes | edges | compile (s) | forward+backward, batch 256 (ms) |", "|---|---|---|---|---|"]
+        for c in circuits:
+            lines.append(f"| {c['n_digits']} | {c['nodes']:,} | {c['edges']:,} | {c['compile_s']:.2f} | {c['forward_backward_s'] * 1e3:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n-digits", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--train-examples", type=int, default=None, help="default: one epoch")
+    parser.add_argument("--test-examples", type=int, default=None, help="default: the whole test set")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--dpl-venv", default=str(ROOT / "benchmarks" / ".deepproblog-venv"))
+    parser.add_argument("--skip-deepproblog", action="store_true")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks"))
+    args = parser.parse_args(argv)
+
+    data_dir = resolve_data_dir(args.data_dir)
+    if data_dir is None:
+        raise DataError("benchmarks/run.py needs MNIST on disk: pass --data-dir or set NESY_GEDI_DATA")
+    python = None
+    if not args.skip_deepproblog:
+        python = dpl_python(Path(args.dpl_venv))
+        install_mnist(python, data_dir)
+    rows = []
+    for n in args.n_digits:
+        rows.append(run_nesy_gedi(n, args.train_examples, args.test_examples, args.seed, data_dir))
+        print(json.dumps(rows[-1]), flush=True)
+        if python is not None:
+            rows.append(run_deepproblog(python, n, args.train_examples, args.test_examples, args.seed))
+            print(json.dumps(rows[-1]), flush=True)
+    out = Path(args.out)
+    (out / "results.json").write_text(json.dumps(rows, indent=2))
+    circuits_file = out / "circuits.json"
+    circuits = json.loads(circuits_file.read_text()) if circuits_file.exists() else None
+    (out / "RESULTS.md").write_text(markdown(rows, circuits))
+    print(markdown(rows, circuits))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    main()

@@ -1,0 +1,64 @@
+"""Digit augmentations on batched tensors, on their device.
+
+torchvision's ``v2.RandomAffine`` draws one set of parameters per call, so a
+batch would share a single transform; GEDI's invariance term needs an
+independent view per image.  :class:`DigitAugment` draws per-image affine
+parameters (rotation, scale, shear, translation, i.e. a random crop-and-resize)
+and applies them in one ``affine_grid``/``grid_sample`` call, then thickens or
+thins strokes (max-pool dilation/erosion) and adds noise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class DigitAugment:
+    degrees: float = 15.0
+    translate: float = 0.12
+    scale: tuple[float, float] = (0.85, 1.15)
+    shear: float = 10.0
+    noise: float = 0.1
+    stroke: float = 0.5  # probability of thickening or thinning the strokes (3x3 dilation/erosion)
+    background: float = -1.0  # value of an empty pixel in the normalised images
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A random view of each image in ``[B, C, H, W]`` (normalised to [-1, 1])."""
+        if images.dim() != 4:
+            raise ValueError(f"DigitAugment expects images [batch, channels, height, width], got {tuple(images.shape)}")
+        b, device = images.shape[0], images.device
+
+        def uniform(low: float, high: float) -> torch.Tensor:
+            return (low + (high - low) * torch.rand(b, generator=generator)).to(device)
+
+        angle = uniform(-self.degrees, self.degrees) * math.pi / 180
+        shear = uniform(-self.shear, self.shear) * math.pi / 180
+        scale = uniform(*self.scale)
+        tx, ty = uniform(-self.translate, self.translate) * 2, uniform(-self.translate, self.translate) * 2
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        # inverse map output -> input coordinates: rotate, shear along x, then scale
+        theta = torch.stack([
+            torch.stack([cos / scale, (-sin + torch.tan(shear) * cos) / scale, tx], 1),
+            torch.stack([sin / scale, (cos + torch.tan(shear) * sin) / scale, ty], 1),
+        ], 1)
+        grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+        shifted = images - self.background  # zero background so padding is empty
+        out = F.grid_sample(shifted, grid, align_corners=False, padding_mode="zeros") + self.background
+        if self.stroke > 0:
+            out = self._stroke(out, uniform(0, 1))
+        if self.noise > 0:
+            out = out + self.noise * torch.randn(out.shape, generator=generator).to(device, out.dtype)
+        return out.clamp(-1.0, 1.0)
+
+    def _stroke(self, images: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        dilated = F.max_pool2d(images, 3, stride=1, padding=1)
+        eroded = -F.max_pool2d(-images, 3, stride=1, padding=1)
+        half = self.stroke / 2
+        choose = lambda mask: mask.view(-1, 1, 1, 1).to(images.dtype)  # noqa: E731
+        thick, thin = choose(u < half), choose((u >= half) & (u < self.stroke))
+        return thick * dilated + thin * eroded + (1 - thick - thin) * images

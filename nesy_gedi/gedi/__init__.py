@@ -1,0 +1,12 @@
+"""GEDI: one network as classifier p(y|x) = softmax f(x) and energy E(x) = -logsumexp f(x).
+
+Sansone & Manhaeve, "A Bayesian Unification of Self-Supervised Clustering and
+Energy-Based Models".  :class:`GEDIObjective` combines a generative term
+(contrastive divergence with SGLD samples, :mod:`.sgld`), an augmentation
+invariance term and a uniformity prior over cluster assignments.
+"""
+
+from .objective import GEDIObjective, GEDITerms, GEDIWeights, energy
+from .sgld import ReplayBuffer, SGLDConfig, SGLDSampler
+
+__all__ = ["GEDIObjective", "GEDITerms", "GEDIWeights", "ReplayBuffer", "SGLDConfig", "SGLDSampler", "energy"]

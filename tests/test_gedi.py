@@ -1,0 +1,74 @@
+"""GEDI terms, SGLD and augmentations."""
+
+import math
+
+import pytest
+import torch
+
+from nesy_gedi.augment import DigitAugment
+from nesy_gedi.gedi import GEDIObjective, GEDIWeights, SGLDConfig, SGLDSampler, energy
+from nesy_gedi.gedi.objective import invariance_loss, uniformity_loss
+from nesy_gedi.networks import MnistCNN
+
+
+def test_energy_is_negative_logsumexp():
+    logits = torch.tensor([[0.0, 0.0], [math.log(3), 0.0]])
+    assert torch.allclose(energy(logits), torch.tensor([-math.log(2), -math.log(4)]))
+
+
+def test_uniformity_prior():
+    balanced = torch.tensor([[10.0, 0.0], [0.0, 10.0]])
+    assert float(uniformity_loss(balanced)) == pytest.approx(0.0, abs=1e-4)
+    collapsed = torch.tensor([[10.0, 0.0], [10.0, 0.0]])
+    assert float(uniformity_loss(collapsed)) > 0.6  # KL(U || (1, 0)) is large
+
+
+def test_invariance_is_symmetric_and_trains_both_views():
+    a = torch.randn(4, 5, requires_grad=True)
+    b = torch.randn(4, 5, requires_grad=True)
+    loss = invariance_loss(a, b)
+    assert torch.allclose(loss, invariance_loss(b, a))
+    loss.backward()
+    assert a.grad.abs().sum() > 0 and b.grad.abs().sum() > 0
+    # equals the cross-entropy computed by hand
+    pa, pb = a.softmax(1), b.softmax(1)
+    expected = -0.5 * ((pa * pb.log()).sum(1) + (pb * pa.log()).sum(1)).mean()
+    assert torch.allclose(loss, expected)
+
+
+def test_sgld_lowers_energy_and_fills_buffer():
+    torch.manual_seed(0)
+    target = torch.zeros(1, 4, 4)
+    sampler = SGLDSampler(lambda x: ((x - target) ** 2).flatten(1).sum(1), (1, 4, 4),
+                          SGLDConfig(steps=30, step_size=0.1, noise=0.0, buffer_size=50, restart=0.0))
+    before = sampler.buffer.samples.pow(2).flatten(1).sum(1).mean()
+    x = sampler.sample(50)
+    assert x.pow(2).flatten(1).sum(1).mean() < 0.01 * before
+    assert x.min() >= -1 and x.max() <= 1
+
+
+def test_objective_terms_and_gradients():
+    torch.manual_seed(0)
+    net = MnistCNN()
+    gedi = GEDIObjective(net, (1, 28, 28), GEDIWeights(gen=1.0, invariance=1.0, prior=1.0),
+                         SGLDConfig(steps=2, buffer_size=16))
+    x = torch.rand(8, 1, 28, 28) * 2 - 1
+    augment = DigitAugment()
+    terms = gedi(augment(x), augment(x))
+    terms.total.backward()
+    assert all(math.isfinite(v) for v in terms.items().values())
+    assert all(p.grad is not None for p in net.parameters())
+    expected = terms.gen + terms.invariance + terms.prior
+    assert torch.allclose(terms.total, expected)
+
+
+def test_augment_gives_independent_views_of_the_same_shape():
+    x = torch.full((6, 1, 28, 28), -1.0)
+    x[:, :, 10:18, 12:16] = 1.0
+    generator = torch.Generator().manual_seed(0)
+    view = DigitAugment(noise=0.0)(x, generator)
+    assert view.shape == x.shape and view.min() >= -1 and view.max() <= 1
+    assert not torch.allclose(view[0], view[1])  # per-image parameters
+    assert (view > 0).float().mean() > 0.02  # the digit is still there
+    with pytest.raises(ValueError, match="batch, channels"):
+        DigitAugment()(torch.zeros(28, 28))
