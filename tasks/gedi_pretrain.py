@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--gen-weight", type=float, default=GEDIWeights.gen)
     parser.add_argument("--invariance-weight", type=float, default=GEDIWeights.invariance)
     parser.add_argument("--prior-weight", type=float, default=GEDIWeights.prior)
+    parser.add_argument("--gen-after", type=int, default=0,
+                        help="steps of clustering (invariance + prior) before the generative term starts")
     parser.add_argument("--energy-l2", type=float, default=GEDIWeights.energy_l2)
     parser.add_argument("--sgld-steps", type=int, default=SGLDConfig.steps)
     parser.add_argument("--sgld-step-size", type=float, default=SGLDConfig.step_size)
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
     weights = GEDIWeights(args.gen_weight, args.invariance_weight, args.prior_weight, args.energy_l2)
     sgld = SGLDConfig(args.sgld_steps, args.sgld_step_size, args.sgld_noise, args.buffer_size, args.sgld_restart)
     generator = torch.Generator().manual_seed(args.seed)
-    gedi = GEDIObjective(net, (1, 28, 28), weights, sgld, device, generator)
+    gedi = GEDIObjective(net, (1, 28, 28), replace(weights), sgld, device, generator)
     augment = DigitAugment()
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
 
@@ -82,6 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
                    disable=args.no_progress)
         for i in bar:
             images = train.normalized(order[i : i + args.batch_size], device)
+            gedi.weights.gen = weights.gen if steps >= args.gen_after else 0.0
             terms = gedi(augment(images, generator), augment(images, generator), net(images))
             optimizer.zero_grad()
             terms.total.backward()

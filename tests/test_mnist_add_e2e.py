@@ -60,3 +60,20 @@ def test_missing_data_and_bad_shapes(tmp_path):
         model("addition(X, Y, Z)", {"X": torch.zeros(2, 5, 5), "Y": torch.zeros(2, 5, 5)})
     with pytest.raises(InputError, match="batch sizes"):
         model("addition(X, Y, Z)", {"X": torch.zeros(2, 1, 28, 28), "Y": torch.zeros(3, 1, 28, 28)})
+
+
+def test_shortcut_pair_restrictions_split_in_and_out_of_distribution():
+    from nesy_gedi.data.shortcuts import allowed_pairs, pair_filter
+
+    split = load_mnist("test")
+    pairs = allowed_pairs("evenodd")
+    assert len(pairs) == 16 and (6, 0) in pairs and (0, 0) not in pairs
+    inside = AdditionDataset(split, 1, seed=0, pair_filter=pair_filter("evenodd"))
+    outside = AdditionDataset(split, 1, seed=0, pair_filter=pair_filter("evenodd", in_distribution=False))
+    seen_inside = {tuple(p) for p in inside.digits[:, :, 0].tolist()}
+    assert seen_inside == pairs
+    assert not ({tuple(p) for p in outside.digits[:, :, 0].tolist()} & pairs)
+    assert len(inside) + len(outside) == 5000
+    assert set(inside.sums.long().tolist()) == {6, 10, 12}
+    with pytest.raises(ValueError, match="unknown pair restriction"):
+        allowed_pairs("nosuch")

@@ -1,0 +1,33 @@
+"""Digit-pair restrictions under which addition admits reasoning shortcuts.
+
+* ``evenodd``: MNIST-EvenOdd (Marconato et al.): training pairs (0,6), (2,8),
+  (4,6), (4,8), (1,5), (3,7), (1,9), (3,9) and their swaps.  The sums {6, 10, 12}
+  are also satisfied by 36 maps digit -> value, two of them permutations
+  (the identity and evens {0,2,4,6,8} -> {5,7,9,1,3}, odds {1,3,5,7,9} -> {6,8,0,2,4}).
+* ``restricted``: pairs (2k, 2k+1) and swaps: every sum 4k+1 fixes the pair
+  but not which digit is which, so 2^5 concept maps solve the task.
+
+The complement of a restriction is its out-of-distribution test set.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+EVEN_ODD = [(0, 6), (2, 8), (4, 6), (4, 8), (1, 5), (3, 7), (1, 9), (3, 9)]
+RESTRICTED = [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]
+PAIR_SETS = {"evenodd": EVEN_ODD, "restricted": RESTRICTED}
+
+
+def allowed_pairs(name: str) -> set[tuple[int, int]]:
+    """The pairs of a restriction, with their swaps."""
+    if name not in PAIR_SETS:
+        raise ValueError(f"unknown pair restriction {name!r}; choose from {', '.join(PAIR_SETS)}")
+    pairs = PAIR_SETS[name]
+    return set(pairs) | {(b, a) for a, b in pairs}
+
+
+def pair_filter(name: str, in_distribution: bool = True) -> Callable[[int, int], bool]:
+    """``f(a, b)`` accepting the restriction's pairs (or, with ``in_distribution=False``, all others)."""
+    pairs = allowed_pairs(name)
+    return lambda a, b: ((a, b) in pairs) == in_distribution
