@@ -42,14 +42,14 @@ def predict(net: torch.nn.Module, split, device, batch_size: int = 2000) -> torc
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=20, help="upper bound; --minutes usually stops first")
+    parser.add_argument("--epochs", type=int, default=100, help="upper bound; --minutes usually stops first")
     parser.add_argument("--minutes", type=float, default=15.0, help="wall-clock training budget")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--gen-weight", type=float, default=GEDIWeights.gen)
     parser.add_argument("--invariance-weight", type=float, default=GEDIWeights.invariance)
     parser.add_argument("--prior-weight", type=float, default=GEDIWeights.prior)
-    parser.add_argument("--gen-after", type=int, default=0,
+    parser.add_argument("--gen-after", type=int, default=1500,
                         help="steps of clustering (invariance + prior) before the generative term starts")
     parser.add_argument("--energy-l2", type=float, default=GEDIWeights.energy_l2)
     parser.add_argument("--sgld-steps", type=int, default=SGLDConfig.steps)

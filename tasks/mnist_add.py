@@ -6,7 +6,7 @@ Reasoning-shortcut settings (N=1): ``--pairs evenodd`` or ``--pairs restricted``
 trains on a subset of digit pairs and tests in and out of distribution;
 ``--train-size`` keeps few examples.  Regularisers: ``--pretrained CKPT``
 (e.g. from ``tasks/gedi_pretrain.py``), ``--gedi-weight W`` (loss = NeSy NLL + W *
-GEDI terms on the same images) and ``--entropy-weight W`` (the baseline of
+GEDI terms on the same images, with the clean and an augmented view) and ``--entropy-weight W`` (the baseline of
 Marconato et al.: W * KL(batch-mean concept distribution || uniform)).
 """
 
@@ -98,12 +98,19 @@ def entropy_regulariser(logits: torch.Tensor) -> torch.Tensor:
     return math.log(logits.shape[1]) + (mean * mean.clamp_min(1e-12).log()).sum()
 
 
-def load_pretrained(net: MnistCNN, path: str | Path) -> None:
+def load_pretrained(net: MnistCNN, path: str | Path, keep_head: bool = False) -> None:
+    """Load a checkpoint; unless ``keep_head``, re-initialise the last layer.
+
+    GEDI clusters are digits up to an unknown permutation: a fresh head lets the
+    program choose the cluster -> digit map instead of starting from a random one.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"pretrained checkpoint {path} does not exist")
     state = torch.load(path, map_location="cpu")
     net.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+    if not keep_head:
+        net.classifier[-1].reset_parameters()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -122,9 +129,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pairs", choices=("all", *PAIR_SETS), default="all",
                         help="train on a restricted set of digit pairs (N=1); test in and out of distribution")
     parser.add_argument("--pretrained", default=None, help="initial network weights (checkpoint of gedi_pretrain.py)")
+    parser.add_argument("--keep-head", action="store_true", help="keep the pretrained last layer (cluster order)")
     parser.add_argument("--gedi-weight", type=float, default=0.0, help="weight of the GEDI terms next to the NeSy loss")
-    parser.add_argument("--gedi-gen-weight", type=float, default=0.1)
-    parser.add_argument("--gedi-prior-weight", type=float, default=5.0)
+    parser.add_argument("--gedi-gen-weight", type=float, default=GEDIWeights.gen)
+    parser.add_argument("--gedi-prior-weight", type=float, default=GEDIWeights.prior)
     parser.add_argument("--sgld-steps", type=int, default=10)
     parser.add_argument("--entropy-weight", type=float, default=0.0, help="weight of the concept entropy regulariser")
     parser.add_argument("--out", default="runs/mnist_add", help="directory for checkpoint and results JSON")
@@ -149,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     net = MnistCNN().to(device)
     if args.pretrained:
-        load_pretrained(net, args.pretrained)
+        load_pretrained(net, args.pretrained, args.keep_head)
     model = build_model(args.n_digits, net)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
     generator = torch.Generator().manual_seed(args.seed)
@@ -159,23 +167,32 @@ def main(argv: list[str] | None = None) -> dict:
         scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=steps, pct_start=0.1)
     gedi = augment = None
     if args.gedi_weight > 0:
-        weights = GEDIWeights(gen=args.gedi_gen_weight, prior=args.gedi_prior_weight, energy_l2=1.0)
+        weights = GEDIWeights(gen=args.gedi_gen_weight, prior=args.gedi_prior_weight)
         gedi = GEDIObjective(net, (1, 28, 28), weights, SGLDConfig(steps=args.sgld_steps), device, generator)
         augment = DigitAugment()
 
-    start, seen = time.perf_counter(), 0
+    start, seen, history = time.perf_counter(), 0, []
     for epoch in range(args.epochs):
+        sums: dict[str, float] = {}
         bar = tqdm(list(train.batches(args.batch_size, shuffle=True, generator=generator)),
                    desc=f"epoch {epoch + 1}", disable=args.no_progress)
         for examples in bar:
             images = train.images(examples, device)
             log_prob, logits = batch_forward(model, train, examples, device, images)
             loss = -log_prob.mean()
+            terms = {"nll": loss.item()}
             if gedi is not None:
                 flat = images.view(-1, 1, 28, 28)
-                loss = loss + args.gedi_weight * gedi(augment(flat, generator), augment(flat, generator), logits).total
+                # views: the clean images (their NeSy logits, no second forward) and an augmented copy
+                gedi_terms = gedi(flat, augment(flat, generator), logits, view1_logits=logits)
+                terms.update({f"gedi_{k}": v for k, v in gedi_terms.items().items()})
+                loss = loss + args.gedi_weight * gedi_terms.total
             if args.entropy_weight > 0:
-                loss = loss + args.entropy_weight * entropy_regulariser(logits)
+                entropy = entropy_regulariser(logits)
+                terms["entropy"] = entropy.item()
+                loss = loss + args.entropy_weight * entropy
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -183,6 +200,7 @@ def main(argv: list[str] | None = None) -> dict:
                 scheduler.step()
             seen += len(examples)
             bar.set_postfix(loss=f"{loss.item():.3f}")
+        history.append({"epoch": epoch + 1, **{k: v / max(len(bar), 1) for k, v in sums.items()}})
     train_seconds = time.perf_counter() - start
 
     metrics = evaluate(net, test, device, concepts=True)
@@ -192,6 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
         "train_seconds": train_seconds,
         "train_examples_per_s": seen / train_seconds,
         "test_examples": len(test),
+        "history": history,
         **metrics,
         "circuits": {key: c.stats for key, c in model.compiled.items()},
     }
@@ -207,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 def summary(results: dict) -> dict:
     """The headline numbers of a results dict (no circuits, confusion matrices or arguments)."""
-    keep = {k: v for k, v in results.items() if k not in ("circuits", "args", "concepts", "ood")}
+    keep = {k: v for k, v in results.items() if k not in ("circuits", "args", "concepts", "ood", "history")}
     for name in ("concepts",):
         if name in results:
             keep.update({f"concept_{k}" if not k.startswith("concept") else k: v

@@ -8,8 +8,9 @@ With ``p(y|x) = softmax f(x)`` and ``E(x) = -logsumexp_y f(x)_y``:
 * invariance between two augmented views ``x1, x2`` of the same images, with
   gradients through both (no stop-gradient, no momentum encoder):
   ``L_inv = -1/2 mean_b sum_y [p(y|x1) log p(y|x2) + p(y|x2) log p(y|x1)]``;
-* uniformity prior on the batch-mean assignment ``pbar = mean_b p(y|x_b)``:
-  ``L_prior = KL(U || pbar) = sum_y 1/K log((1/K) / pbar_y)``.
+* uniformity prior on the batch-mean assignment ``pbar = mean_b p(y|x_b)`` of each view
+  (so that neither view can balance the other):
+  ``L_prior = 1/2 sum_views KL(U || pbar) = sum_y 1/K log((1/K) / pbar_y)``.
 
 The total is ``gen * L_gen + invariance * L_inv + prior * L_prior``.
 """
@@ -45,10 +46,12 @@ def uniformity_loss(logits: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class GEDIWeights:
-    gen: float = 1.0
+    """Term weights; the defaults are those tuned for MNIST (``tasks/gedi_pretrain.py``)."""
+
+    gen: float = 0.1
     invariance: float = 1.0
-    prior: float = 1.0
-    energy_l2: float = 0.1
+    prior: float = 5.0
+    energy_l2: float = 1.0
 
 
 @dataclass
@@ -72,14 +75,18 @@ class GEDIObjective:
         self.weights = weights or GEDIWeights()
         self.sampler = SGLDSampler(lambda x: energy(network(x)), image_shape, sgld, device, generator)
 
-    def __call__(self, view1: torch.Tensor, view2: torch.Tensor, data_logits: torch.Tensor | None = None) -> GEDITerms:
-        """GEDI terms for two augmented views ``[B, ...]`` of a batch of images.
+    def __call__(self, view1: torch.Tensor, view2: torch.Tensor, data_logits: torch.Tensor | None = None,
+                 view1_logits: torch.Tensor | None = None) -> GEDITerms:
+        """GEDI terms for two views ``[B, ...]`` of a batch of images.
 
         ``data_logits`` (the logits of the clean images, if already computed, e.g. by the
         NeSy forward) are used for the data energy; otherwise view 1 serves as data.
+        ``view1_logits`` skips the forward of view 1 (e.g. when view 1 is the clean
+        image, as in the combined NeSy loss).
         """
         w = self.weights
-        logits1, logits2 = self.network(view1), self.network(view2)
+        logits1 = view1_logits if view1_logits is not None else self.network(view1)
+        logits2 = self.network(view2)
         zero = logits1.new_zeros(())
         gen = zero
         if w.gen > 0:
@@ -87,6 +94,6 @@ class GEDIObjective:
             samples = energy(self.network(self.sampler.sample(view1.shape[0])))
             gen = data.mean() - samples.mean() + w.energy_l2 * (data.pow(2).mean() + samples.pow(2).mean())
         invariance = invariance_loss(logits1, logits2) if w.invariance > 0 else zero
-        prior = uniformity_loss(torch.cat([logits1, logits2])) if w.prior > 0 else zero
+        prior = 0.5 * (uniformity_loss(logits1) + uniformity_loss(logits2)) if w.prior > 0 else zero
         total = w.gen * gen + w.invariance * invariance + w.prior * prior
         return GEDITerms(total, gen, invariance, prior)

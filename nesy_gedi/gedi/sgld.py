@@ -18,9 +18,11 @@ import torch
 
 @dataclass
 class SGLDConfig:
+    """SGLD settings; step size 10 and noise 0.005 suit images in [-1, 1] (as in IGEBM)."""
+
     steps: int = 20
-    step_size: float = 1.0
-    noise: float = 0.01
+    step_size: float = 10.0
+    noise: float = 0.005
     buffer_size: int = 10000
     restart: float = 0.05
     low: float = -1.0
