@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=100, help="upper bound; --minutes usually stops first")
     parser.add_argument("--minutes", type=float, default=15.0, help="wall-clock training budget")
+    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many updates")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--gen-weight", type=float, default=GEDIWeights.gen)
@@ -92,10 +93,10 @@ def main(argv: list[str] | None = None) -> dict:
             steps += 1
             if steps % 50 == 0:
                 bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items().items()})
-            if time.perf_counter() - start > budget:
+            if time.perf_counter() - start > budget or steps == args.max_steps:
                 break
         history.append({"epoch": epoch + 1, "steps": steps, "seconds": time.perf_counter() - start, **terms.items()})
-        if time.perf_counter() - start > budget:
+        if time.perf_counter() - start > budget or steps == args.max_steps:
             break
     train_seconds = time.perf_counter() - start
 

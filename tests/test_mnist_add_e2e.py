@@ -77,3 +77,24 @@ def test_shortcut_pair_restrictions_split_in_and_out_of_distribution():
     assert set(inside.sums.long().tolist()) == {6, 10, 12}
     with pytest.raises(ValueError, match="unknown pair restriction"):
         allowed_pairs("nosuch")
+
+
+def test_plain_nesy_falls_into_the_evenodd_shortcut(tmp_path):
+    """The sums of MNIST-EvenOdd are learned, the digits are not (a reasoning shortcut)."""
+    results = load_task().main(["--pairs", "evenodd", "--epochs", "3", "--out", str(tmp_path), "--no-progress"])
+    assert results["sum_accuracy"] > 0.6
+    assert results["concepts"]["concept_accuracy"] < 0.3
+    assert results["concepts"]["collapse"] >= 0.3
+    assert results["ood"]["sum_accuracy"] < 0.5  # the shortcut does not transfer out of distribution
+
+
+def test_combined_gedi_and_entropy_losses_run_and_are_logged(tmp_path):
+    task = load_task()
+    results = task.main(["--pairs", "evenodd", "--train-size", "320", "--test-size", "200", "--gedi-weight", "1",
+                         "--sgld-steps", "2", "--entropy-weight", "0.1", "--out", str(tmp_path), "--no-progress"])
+    epoch = results["history"][0]
+    assert {"nll", "gedi_total", "gedi_gen", "gedi_invariance", "gedi_prior", "entropy"} <= set(epoch)
+    assert all(v == v and abs(v) < 1e6 for v in epoch.values())
+    with pytest.raises(DataError, match="does not exist"):
+        task.main(["--pretrained", str(tmp_path / "missing.pt"), "--train-size", "10", "--no-progress",
+                   "--out", str(tmp_path)])
