@@ -70,6 +70,8 @@ class NeSyModel(nn.Module):
                 )
         self.grounder = Grounder(program)
         self._compiled: dict[str, CompiledQuery] = {}
+        self._templates: dict[tuple[str, tuple[str, ...]], QueryTemplate] = {}
+        self._answer_lookup: dict[str, dict[tuple, int]] = {}
 
     def network(self, name: str) -> Network:
         if name in self.networks:
@@ -78,7 +80,17 @@ class NeSyModel(nn.Module):
 
     def compile(self, query: str, inputs: list[str] | tuple[str, ...]) -> CompiledQuery:
         """Ground and compile ``query`` once per template (cached)."""
-        return self._compile(QueryTemplate.create(query, tuple(inputs)))
+        return self._compile(self._template(query, tuple(inputs)))
+
+    def _template(self, query: str, inputs: tuple[str, ...]) -> QueryTemplate:
+        """Parse and abstract ``query`` (cached: training repeats the same query strings)."""
+        key = (query, inputs)
+        template = self._templates.get(key)
+        if template is None:
+            template = QueryTemplate.create(query, inputs)
+            if len(self._templates) < 10_000:
+                self._templates[key] = template
+        return template
 
     def _compile(self, template: QueryTemplate) -> CompiledQuery:
         if template.key not in self._compiled:
@@ -97,7 +109,7 @@ class NeSyModel(nn.Module):
         ``inputs`` maps query variables (``X``) or tensor terms of the query
         (``tensor(a)`` as ``"a"`` or ``"tensor(a)"``) to ``[batch, ...]`` tensors.
         """
-        template = QueryTemplate.create(query, tuple(inputs))
+        template = self._template(query, tuple(inputs))
         compiled = self._compile(template)
         batch = _batch_size(inputs, query)
         outputs, logits = self._network_outputs(compiled, template, inputs, batch)
@@ -133,7 +145,9 @@ class NeSyModel(nn.Module):
     def answer_indices(self, query: str, inputs: tuple[str, ...], values) -> torch.Tensor:
         """Indices of answer values (e.g. sums) in the compiled answers of ``query``."""
         compiled = self.compile(query, inputs)
-        lookup = {a: i for i, a in enumerate(compiled.answers)}
+        lookup = self._answer_lookup.get(compiled.template.key)
+        if lookup is None:
+            lookup = self._answer_lookup[compiled.template.key] = {a: i for i, a in enumerate(compiled.answers)}
         indices = []
         for v in values:
             key = v if isinstance(v, tuple) else (v,)
