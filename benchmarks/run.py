@@ -162,6 +162,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-digits", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--train-examples", type=int, default=None, help="default: one epoch")
     parser.add_argument("--test-examples", type=int, default=None, help="default: the whole test set")
+    parser.add_argument("--dpl-train-examples", type=int, default=None,
+                        help="cap DeepProbLog's training examples (its exact engine is slow at N=2)")
+    parser.add_argument("--dpl-test-examples", type=int, default=None)
+    parser.add_argument("--append", action="store_true", help="merge into the existing results.json")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--dpl-venv", default=str(ROOT / "benchmarks" / ".deepproblog-venv"))
@@ -181,9 +185,14 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(run_nesy_gedi(n, args.train_examples, args.test_examples, args.seed, data_dir))
         print(json.dumps(rows[-1]), flush=True)
         if python is not None:
-            rows.append(run_deepproblog(python, n, args.train_examples, args.test_examples, args.seed))
+            rows.append(run_deepproblog(python, n, args.dpl_train_examples or args.train_examples,
+                                        args.dpl_test_examples or args.test_examples, args.seed))
             print(json.dumps(rows[-1]), flush=True)
     out = Path(args.out)
+    if args.append and (out / "results.json").exists():
+        new = {(r["system"], r["n_digits"]) for r in rows}
+        old = [r for r in json.loads((out / "results.json").read_text()) if (r["system"], r["n_digits"]) not in new]
+        rows = sorted(old + rows, key=lambda r: (r["n_digits"], r["system"] != "nesy_gedi"))
     (out / "results.json").write_text(json.dumps(rows, indent=2))
     circuits_file = out / "circuits.json"
     circuits = json.loads(circuits_file.read_text()) if circuits_file.exists() else None
