@@ -34,11 +34,10 @@ sys.path.insert(0, str(ROOT / "tasks"))
 import mnist_add  # noqa: E402
 from nesy_gedi import NeSyModel  # noqa: E402
 from nesy_gedi.data import AdditionDataset, load_mnist  # noqa: E402
-from nesy_gedi.data.mnist import resolve_data_dir  # noqa: E402
+from nesy_gedi.data.mnist import FILES, find_idx, resolve_data_dir  # noqa: E402
 from nesy_gedi.errors import DataError  # noqa: E402
 
 DPL_PACKAGES = ["torch==2.14.1", "torchvision==0.29.1", "deepproblog==2.1.0"]
-MNIST_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 
 
 def dpl_python(venv: Path) -> Path:
@@ -57,20 +56,16 @@ def install_mnist(python: Path, data_dir: Path) -> None:
                           check=True, capture_output=True, text=True).stdout.strip()
     raw = Path(site) / "examples" / "MNIST" / "data" / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    for name in MNIST_FILES:
+    for name in (stem for stems in FILES.values() for stem in stems):
         target = raw / name
         if target.exists():
             continue
-        for folder in (data_dir / "MNIST" / "raw", data_dir / "raw", data_dir):
-            if (folder / name).exists():
-                shutil.copyfile(folder / name, target)
-                break
-            if (folder / (name + ".gz")).exists():
-                with gzip.open(folder / (name + ".gz")) as src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-                break
-        else:
+        source = find_idx(data_dir, name)
+        if source is None:
             raise DataError(f"{name}(.gz) not found under {data_dir}")
+        opener = gzip.open if source.suffix == ".gz" else open
+        with opener(source, "rb") as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst)
 
 
 def run_deepproblog(python: Path, n: int, train_examples: int | None, test_examples: int | None, seed: int) -> dict:

@@ -34,6 +34,10 @@ class QueryResult:
     def probs(self) -> torch.Tensor:
         return self.log_probs.exp()
 
+    def select(self, answers: torch.Tensor) -> torch.Tensor:
+        """``[batch]`` log-probabilities of one answer index per element."""
+        return self.log_probs.gather(1, answers.view(-1, 1).to(self.log_probs.device)).squeeze(1)
+
 
 class NeSyModel(nn.Module):
     """A ProbLog program with neural predicates, evaluated as batched tensor circuits.
@@ -140,7 +144,7 @@ class NeSyModel(nn.Module):
                     f"query {query} has {result.log_probs.shape[1]} answers; pass which one per element"
                 )
             return result.log_probs[:, 0]
-        return result.log_probs.gather(1, answers.view(-1, 1).to(result.log_probs.device)).squeeze(1)
+        return result.select(answers)
 
     def answer_indices(self, query: str, inputs: tuple[str, ...], values) -> torch.Tensor:
         """Indices of answer values (e.g. sums) in the compiled answers of ``query``."""

@@ -79,6 +79,10 @@ def main(argv: list[str] | None = None) -> dict:
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
 
     budget, start, steps, history = args.minutes * 60, time.perf_counter(), 0, []
+
+    def finished() -> bool:
+        return time.perf_counter() - start > budget or steps == args.max_steps
+
     for epoch in range(args.epochs):
         order = torch.randperm(n_train, generator=generator)
         bar = tqdm(range(0, n_train - args.batch_size + 1, args.batch_size), desc=f"epoch {epoch + 1}",
@@ -86,17 +90,18 @@ def main(argv: list[str] | None = None) -> dict:
         for i in bar:
             images = train.normalized(order[i : i + args.batch_size], device)
             gedi.weights.gen = weights.gen if steps >= args.gen_after else 0.0
-            terms = gedi(augment(images, generator), augment(images, generator), net(images))
+            data_logits = net(images) if gedi.weights.gen > 0 else None  # only the data energy needs it
+            terms = gedi(augment(images, generator), augment(images, generator), data_logits)
             optimizer.zero_grad()
             terms.total.backward()
             optimizer.step()
             steps += 1
             if steps % 50 == 0:
                 bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items().items()})
-            if time.perf_counter() - start > budget or steps == args.max_steps:
+            if finished():
                 break
         history.append({"epoch": epoch + 1, "steps": steps, "seconds": time.perf_counter() - start, **terms.items()})
-        if time.perf_counter() - start > budget or steps == args.max_steps:
+        if finished():
             break
     train_seconds = time.perf_counter() - start
 

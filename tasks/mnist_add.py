@@ -52,8 +52,7 @@ def batch_forward(model: NeSyModel, data: AdditionDataset, examples: torch.Tenso
         query, inputs = "addition(X, Y, Z)", {"X": images[:, 0, 0], "Y": images[:, 1, 0]}
         sums = [int(s) for s in data.sums[examples]]
         result = model(query, inputs)
-        answers = model.answer_indices(query, ("X", "Y"), sums).to(result.log_probs.device)
-        return result.log_probs.gather(1, answers.view(-1, 1)).squeeze(1), result.logits["mnist_net"]
+        return result.select(model.answer_indices(query, ("X", "Y"), sums)), result.logits["mnist_net"]
     query, xs, ys, zs = addition_query(n)
     inputs = {x: images[:, 0, i] for i, x in enumerate(xs)}
     inputs.update({y: images[:, 1, i] for i, y in enumerate(ys)})
@@ -227,10 +226,9 @@ def main(argv: list[str] | None = None) -> dict:
 def summary(results: dict) -> dict:
     """The headline numbers of a results dict (no circuits, confusion matrices or arguments)."""
     keep = {k: v for k, v in results.items() if k not in ("circuits", "args", "concepts", "ood", "history")}
-    for name in ("concepts",):
-        if name in results:
-            keep.update({f"concept_{k}" if not k.startswith("concept") else k: v
-                         for k, v in results[name].items() if k != "confusion_matrix"})
+    if "concepts" in results:
+        keep.update({f"concept_{k}" if not k.startswith("concept") else k: v
+                     for k, v in results["concepts"].items() if k != "confusion_matrix"})
     if "ood" in results:
         keep["ood_sum_accuracy"] = results["ood"]["sum_accuracy"]
         keep["ood_digit_accuracy"] = results["ood"]["digit_accuracy"]

@@ -54,7 +54,8 @@ def default_cache_dir() -> Path:
     return Path(base) / "nesy_gedi"
 
 
-def _find(directory: Path, stem: str) -> Path | None:
+def find_idx(directory: Path, stem: str) -> Path | None:
+    """``stem`` (.gz or plain) under ``directory``/MNIST/raw, ``directory``/raw or ``directory``."""
     for folder in (directory / "MNIST" / "raw", directory / "raw", directory):
         for name in (stem + ".gz", stem):
             if (folder / name).is_file():
@@ -110,7 +111,7 @@ def load_mnist(split: str = "train", data_dir: str | os.PathLike | None = None, 
     explicit = directory is not None
     if directory is None:
         directory = default_cache_dir()
-    paths = [_find(directory, stem) for stem in FILES[split]]
+    paths = [find_idx(directory, stem) for stem in FILES[split]]
     if None in paths:
         missing = [stem for stem, p in zip(FILES[split], paths) if p is None]
         if explicit or not download:
@@ -119,7 +120,7 @@ def load_mnist(split: str = "train", data_dir: str | os.PathLike | None = None, 
                 f"(looked in {directory / 'MNIST' / 'raw'}, {directory / 'raw'} and {directory})"
             )
         _download(directory)
-        paths = [_find(directory, stem) for stem in FILES[split]]
+        paths = [find_idx(directory, stem) for stem in FILES[split]]
         if None in paths:
             raise DataError(f"download into {directory} did not produce the MNIST {split} files")
     images, labels = read_idx(paths[0]), read_idx(paths[1])
