@@ -15,12 +15,12 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from nesy_gedi import NeSyModel
+from nesy_gedi.commands import add_common_arguments, output_dir, positive_int, run_command
+from nesy_gedi.data.addition import addition_query
+from nesy_gedi.networks import OneHot
 
-from nesy_gedi import NeSyModel  # noqa: E402
-from nesy_gedi.data.addition import addition_query  # noqa: E402
-from nesy_gedi.networks import OneHot  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def measure(n: int, batch: int, repeats: int = 5) -> dict:
@@ -46,17 +46,20 @@ def measure(n: int, batch: int, repeats: int = 5) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--digits", type=int, nargs="+", default=[1, 2, 4, 8, 15, 30])
-    parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks"))
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="circuits.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--digits", type=positive_int, nargs="+", default=[1, 2, 4, 8, 15, 30])
+    parser.add_argument("--batch", type=positive_int, default=256)
+    parser.add_argument("--out", type=output_dir, default=str(ROOT / "benchmarks"))
+    add_common_arguments(parser, device=False, data=False)
+    args = parser.parse_args(argv)
     rows = []
     for n in args.digits:
         rows.append(measure(n, args.batch))
         print(json.dumps(rows[-1]), flush=True)
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "circuits.json").write_text(json.dumps(rows, indent=2))
     import matplotlib
 
@@ -75,4 +78,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

@@ -17,13 +17,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tasks"))
+from nesy_gedi.commands import add_common_arguments, positive_int, run_command
+from nesy_gedi.data import AdditionDataset, load_mnist
+from nesy_gedi.networks import MnistCNN
+from nesy_gedi.recipes.addition import batch_forward, build_model
 
-from mnist_add import batch_log_prob, build_model  # noqa: E402
-from nesy_gedi.data import AdditionDataset, load_mnist  # noqa: E402
-from nesy_gedi.networks import MnistCNN  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def time_steps(step, batches: list[torch.Tensor], warmup: int = 20) -> float:
@@ -53,7 +52,7 @@ def measure(n_digits: int, batch_size: int, steps: int, device: str, data_dir: s
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
 
     def nesy_step(examples: torch.Tensor) -> None:
-        loss = -batch_log_prob(model, data, examples, device).mean()
+        loss = -batch_forward(model, data, examples, device)[0].mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -84,12 +83,12 @@ def measure(n_digits: int, batch_size: int, steps: int, device: str, data_dir: s
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n-digits", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--data-dir", default=None)
+    parser = argparse.ArgumentParser(prog="overhead.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n-digits", type=positive_int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--steps", type=positive_int, default=200)
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
     rows = [measure(n, args.batch_size, args.steps, args.device, args.data_dir) for n in args.n_digits]
     for row in rows:
@@ -98,4 +97,4 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

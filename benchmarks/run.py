@@ -27,15 +27,17 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tasks"))
+from nesy_gedi import NeSyModel
+from nesy_gedi.commands import add_common_arguments, nonnegative_int, output_dir, positive_int, run_command
+from nesy_gedi.data import AdditionDataset, load_mnist
+from nesy_gedi.data.mnist import FILES, find_idx, resolve_data_dir
+from nesy_gedi.errors import DataError
+from nesy_gedi.networks import MnistCNN
+from nesy_gedi.recipes import addition
+from nesy_gedi.train.checkpoint import load_weights, network_state
+from nesy_gedi.train.evaluate import evaluate_addition
 
-import mnist_add  # noqa: E402
-from nesy_gedi import NeSyModel  # noqa: E402
-from nesy_gedi.data import AdditionDataset, load_mnist  # noqa: E402
-from nesy_gedi.data.mnist import FILES, find_idx, resolve_data_dir  # noqa: E402
-from nesy_gedi.errors import DataError  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 DPL_PACKAGES = ["torch==2.14.1", "torchvision==0.29.1", "deepproblog==2.1.0"]
 
@@ -77,7 +79,8 @@ def run_deepproblog(python: Path, n: int, train_examples: int | None, test_examp
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT / "benchmarks")
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
-        raise RuntimeError(f"DeepProbLog run failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise DataError(f"the DeepProbLog run failed (exit {done.returncode}): {last}")
     return json.loads(lines[-1])
 
 
@@ -93,15 +96,17 @@ def evaluate_through_program(model: NeSyModel, data: AdditionDataset, batch_size
     return correct / len(data)
 
 
-def run_nesy_gedi(n: int, train_examples: int | None, test_examples: int | None, seed: int, data_dir) -> dict:
-    argv = ["--n-digits", str(n), "--epochs", "1", "--seed", str(seed), "--no-progress", "--out", "runs/benchmark"]
+def run_nesy_gedi(n: int, train_examples: int | None, test_examples: int | None, seed: int, data_dir,
+                  device: str = "cpu", run_dir: Path = Path("runs/benchmark")) -> dict:
+    argv = ["--n-digits", str(n), "--epochs", "1", "--seed", str(seed), "--no-progress", "--out", str(run_dir),
+            "--device", device]
     if data_dir:
         argv += ["--data-dir", str(data_dir)]
     if train_examples:
         argv += ["--train-size", str(train_examples)]
     if test_examples:
         argv += ["--test-size", str(test_examples)]
-    results = mnist_add.main(argv)
+    results = addition.main(argv)
     compile_s = sum(c["ground_s"] + c["sdd_s"] + c["circuit_s"] for c in results["circuits"].values())
     row = {
         "system": "nesy_gedi",
@@ -114,15 +119,16 @@ def run_nesy_gedi(n: int, train_examples: int | None, test_examples: int | None,
     }
     # Test evaluation throughput: N=1 through the program (answer = most probable sum),
     # N>1 from the most probable digits (multi_add.pl observes the sum digits).
-    net = mnist_add.MnistCNN()
-    net.load_state_dict(torch.load(Path("runs/benchmark") / "mnist_net.pt"))
+    net = MnistCNN()
+    weights, _ = network_state(run_dir / "mnist_net.pt", "mnist_cnn")
+    load_weights(net, weights, run_dir / "mnist_net.pt", "mnist_cnn")
     test = AdditionDataset(load_mnist("test", data_dir), n, seed, test_examples)
     start = time.perf_counter()
     if n == 1:
-        model = mnist_add.build_model(1, net)
+        model = addition.build_model(1, net)
         row["sum_accuracy_program"] = evaluate_through_program(model, test)
     else:
-        mnist_add.evaluate(net, test, "cpu")
+        evaluate_addition(net, test, "cpu")
     seconds = time.perf_counter() - start
     row.update(test_examples=len(test), test_seconds=seconds, test_examples_per_s=len(test) / seconds)
     return row
@@ -153,19 +159,20 @@ def markdown(rows: list[dict], circuits: list[dict] | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n-digits", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--train-examples", type=int, default=None, help="default: one epoch")
-    parser.add_argument("--test-examples", type=int, default=None, help="default: the whole test set")
-    parser.add_argument("--dpl-train-examples", type=int, default=None,
+    parser = argparse.ArgumentParser(prog="run.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n-digits", type=positive_int, nargs="+", default=[1, 2])
+    parser.add_argument("--train-examples", type=positive_int, default=None, help="default: one epoch")
+    parser.add_argument("--test-examples", type=positive_int, default=None, help="default: the whole test set")
+    parser.add_argument("--dpl-train-examples", type=positive_int, default=None,
                         help="cap DeepProbLog's training examples (its exact engine is slow at N=2)")
-    parser.add_argument("--dpl-test-examples", type=int, default=None)
+    parser.add_argument("--dpl-test-examples", type=positive_int, default=None)
     parser.add_argument("--append", action="store_true", help="merge into the existing results.json")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--seed", type=nonnegative_int, default=0)
     parser.add_argument("--dpl-venv", default=str(ROOT / "benchmarks" / ".deepproblog-venv"))
     parser.add_argument("--skip-deepproblog", action="store_true")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks"))
+    parser.add_argument("--out", type=output_dir, default=str(ROOT / "benchmarks"), help="created if missing")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
 
     data_dir = resolve_data_dir(args.data_dir)
@@ -177,13 +184,15 @@ def main(argv: list[str] | None = None) -> None:
         install_mnist(python, data_dir)
     rows = []
     for n in args.n_digits:
-        rows.append(run_nesy_gedi(n, args.train_examples, args.test_examples, args.seed, data_dir))
+        rows.append(run_nesy_gedi(n, args.train_examples, args.test_examples, args.seed, data_dir, args.device,
+                                  Path(args.out) / "runs" / f"n{n}"))
         print(json.dumps(rows[-1]), flush=True)
         if python is not None:
             rows.append(run_deepproblog(python, n, args.dpl_train_examples or args.train_examples,
                                         args.dpl_test_examples or args.test_examples, args.seed))
             print(json.dumps(rows[-1]), flush=True)
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     if args.append and (out / "results.json").exists():
         new = {(r["system"], r["n_digits"]) for r in rows}
         old = [r for r in json.loads((out / "results.json").read_text()) if (r["system"], r["n_digits"]) not in new]
@@ -197,4 +206,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONHASHSEED", "0")
-    main()
+    sys.exit(run_command(main))

@@ -27,6 +27,12 @@ class DigitAugment:
     stroke: float = 0.5  # probability of thickening or thinning the strokes (3x3 dilation/erosion)
     background: float = -1.0  # value of an empty pixel in the normalised images
 
+    def scaled(self, strength: float) -> "DigitAugment":
+        """The same augmentation with every perturbation scaled by ``strength`` in [0, 1] (0: identity)."""
+        r = min(max(strength, 0.0), 1.0)
+        return DigitAugment(self.degrees * r, self.translate * r, (1 + (self.scale[0] - 1) * r, 1 + (self.scale[1] - 1) * r),
+                            self.shear * r, self.noise * r, self.stroke * r, self.background)
+
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """A random view of each image in ``[B, C, H, W]`` (normalised to [-1, 1])."""
         if images.dim() != 4:

@@ -66,10 +66,6 @@ class Grounder:
             ) from None
         dag = LogicDAG.create_from(target, label_all=True)
         answers = [(name, node) for name, node in dag.queries()]
-        found = []
-        for name, node, label in dag.labeled():
-            if label == LogicFormula.LABEL_EVIDENCE_POS:
-                found.append((name, node, True))
-            elif label == LogicFormula.LABEL_EVIDENCE_NEG:
-                found.append((name, node, False))
+        # evidence_all(), not labeled(): ProbLog leaves evidence out of labeled() by design
+        found = [(name, node, value > 0) for name, node, value in dag.evidence_all() if value != 0]
         return GroundProgram(dag, answers, found, time.perf_counter() - start)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -24,12 +24,23 @@ class QueryResult:
 
     ``log_probs[b, i]`` is ``log P(answer i | inputs of b)``; ``logits[net]``
     holds the raw outputs of each network for all of its calls in the batch
-    (``[calls * batch, K]``), e.g. for a regulariser on the same images.
+    (``[calls * batch, K]``), e.g. for a regulariser on the same images.  Its
+    rows are call-major: row ``c * batch + b`` is call ``c`` on element ``b``,
+    and ``call_inputs[net][c]`` names the input tensors of call ``c`` (the
+    query's variables or tensor terms), so :meth:`network_inputs` gives the
+    inputs in the same row order.
     """
 
     answers: list[tuple]
     log_probs: torch.Tensor
     logits: dict[str, torch.Tensor]
+    call_inputs: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
+
+    def network_inputs(self, network: str, inputs: Mapping[str, torch.Tensor], position: int = 0) -> torch.Tensor:
+        """The inputs (argument ``position``) of every call of ``network``, row-aligned with ``logits[network]``."""
+        if network not in self.call_inputs:
+            raise InputError(f"the query calls no network {network!r}; it calls {', '.join(self.call_inputs) or 'none'}")
+        return torch.cat([inputs[names[position]] for names in self.call_inputs[network]], dim=0)
 
     def probs(self) -> torch.Tensor:
         return self.log_probs.exp()
@@ -116,7 +127,7 @@ class NeSyModel(nn.Module):
         template = self._template(query, tuple(inputs))
         compiled = self._compile(template)
         batch = _batch_size(inputs, query)
-        outputs, logits = self._network_outputs(compiled, template, inputs, batch)
+        outputs, logits, call_inputs = self._network_outputs(compiled, template, inputs, batch)
         if outputs:
             device, dtype = outputs[0].device, outputs[0].dtype
         else:
@@ -127,7 +138,7 @@ class NeSyModel(nn.Module):
         roots = compiled.circuit(leaves)
         if compiled.conditional:
             roots = roots[:, :-1] - roots[:, -1:]
-        return QueryResult(compiled.answers, roots, logits)
+        return QueryResult(compiled.answers, roots, logits, call_inputs)
 
     def log_prob(
         self, query: str, inputs: Mapping[str, torch.Tensor], answers: torch.Tensor | None = None
@@ -167,16 +178,18 @@ class NeSyModel(nn.Module):
 
     def _network_outputs(
         self, compiled: CompiledQuery, template: QueryTemplate, inputs: Mapping[str, torch.Tensor], batch: int
-    ) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
-        """One forward per network over all its calls; per-call log-probabilities."""
+    ) -> tuple[list[torch.Tensor], dict[str, torch.Tensor], dict[str, list[tuple[str, ...]]]]:
+        """One forward per network over all its calls: per-call log-probabilities, logits, input names."""
         calls = compiled.table.calls
         by_network: dict[str, list[int]] = {}
         for i, call in enumerate(calls):
             by_network.setdefault(call.network, []).append(i)
         outputs: list[torch.Tensor | None] = [None] * len(calls)
         logits_of: dict[str, torch.Tensor] = {}
+        names_of: dict[str, list[tuple[str, ...]]] = {}
         for name, indices in by_network.items():
             arity = len(calls[indices[0]].inputs)
+            names_of[name] = [tuple(template.input_name(calls[i].inputs[j]) for j in range(arity)) for i in indices]
             args = []
             for j in range(arity):
                 tensors = [inputs[template.input_name(calls[i].inputs[j])] for i in indices]
@@ -208,7 +221,7 @@ class NeSyModel(nn.Module):
             logits_of[name] = logits
             for position, i in enumerate(indices):
                 outputs[i] = per_call[position * batch : (position + 1) * batch]
-        return outputs, logits_of  # type: ignore[return-value]
+        return outputs, logits_of, names_of  # type: ignore[return-value]
 
 
 def _batch_size(inputs: Mapping[str, torch.Tensor], query: str) -> int:

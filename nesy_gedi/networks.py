@@ -40,6 +40,47 @@ class MnistCNN(nn.Module):
         return self.classifier(self.encoder(x).flatten(1))
 
 
+class EnergyCNN(nn.Module):
+    """A small conv net built for energy-based training (IGEBM/JEM style).
+
+    Strided 3x3 convolutions instead of max-pooling, SiLU (smooth, no dead
+    units), no batch norm, so that ``-logsumexp f(x)`` is a smooth energy with
+    useful input gradients for SGLD.  About the cost of :class:`MnistCNN`.
+    ``[batch, 1, 28, 28]`` -> ``[batch, n_classes]`` logits.
+    """
+
+    def __init__(self, n_classes: int = 10, width: int = 32) -> None:
+        super().__init__()
+        act = nn.SiLU
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, width, 3, stride=1, padding=1), act(),
+            nn.Conv2d(width, width, 3, stride=2, padding=1), act(),  # 14x14
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), act(),  # 7x7
+            nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1), act(),  # 4x4
+        )
+        self.classifier = nn.Sequential(
+            nn.Linear(2 * width * 16, 128), act(),
+            nn.Linear(128, n_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3:
+            x = x.unsqueeze(1)
+        if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
+            raise ValueError(f"EnergyCNN expects images [batch, 1, 28, 28], got {tuple(x.shape)}")
+        return self.classifier(self.encoder(x).flatten(1))
+
+
+ARCHITECTURES = {"mnist_cnn": MnistCNN, "ebm": EnergyCNN}
+
+
+def build_network(arch: str, n_classes: int = 10) -> nn.Module:
+    """A fresh network by architecture name (``mnist_cnn``: DeepProbLog's LeNet; ``ebm``: :class:`EnergyCNN`)."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[arch](n_classes)
+
+
 class OneHot(nn.Module):
     """A fixed "network" for observed discrete values: integer labels -> logits.
 

@@ -86,9 +86,17 @@ class Program:
     @classmethod
     def from_file(cls, path: str | Path) -> "Program":
         path = Path(path)
-        if not path.is_file():
+        if not path.exists():
             raise ProgramError(f"program file not found: {path}")
-        return cls(path.read_text(), source=str(path))
+        if not path.is_file():
+            raise ProgramError(f"{path} is not a file")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProgramError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+        except OSError as exc:
+            raise ProgramError(f"cannot read {path}: {exc.strerror}") from None
+        return cls(text, source=str(path))
 
     @classmethod
     def from_string(cls, text: str) -> "Program":

@@ -5,8 +5,11 @@
 
 Settings: ``evenodd`` and ``restricted`` (digit-pair restrictions, see
 ``nesy_gedi.data.shortcuts``) and ``few`` (all pairs, ``--few-size`` examples).
-Each run is ``tasks/mnist_add.py`` with one regulariser; results go to
+Each run is the ``mnist_add`` recipe with one regulariser; results go to
 ``OUT/<setting>/<config>/results.json`` and a Markdown table to ``OUT/summary.md``.
+Runs are resumable: a run with a results.json is not repeated, a run with
+only a checkpoint continues from it, so the same command picks up where an
+interrupted study stopped.
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT))
-
-import mnist_add  # noqa: E402
+from nesy_gedi.commands import add_common_arguments, nonnegative_float, nonnegative_int, output_dir, positive_int, \
+    run_command
+from nesy_gedi.errors import DataError
+from nesy_gedi.recipes import addition
 
 CONFIGS = {
     "nesy": [],
@@ -63,20 +66,24 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--settings", nargs="+", default=["evenodd", "restricted", "few"])
+    parser = argparse.ArgumentParser(prog="shortcut_study.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--settings", nargs="+", default=["evenodd", "restricted", "few"],
+                        choices=["evenodd", "restricted", "few"])
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--few-size", type=int, default=1000)
+    parser.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0])
+    parser.add_argument("--epochs", type=positive_int, default=3)
+    parser.add_argument("--few-size", type=positive_int, default=1000)
     parser.add_argument("--pretrained", default="runs/gedi_pretrain/mnist_net.pt")
-    parser.add_argument("--gedi-weight", type=float, default=1.0)
-    parser.add_argument("--entropy-weight", type=float, default=1.0)
-    parser.add_argument("--test-size", type=int, default=None)
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", default="runs/shortcuts")
-    args, extra = parser.parse_known_args(argv)  # extra arguments go to mnist_add.py
+    parser.add_argument("--gedi-weight", type=nonnegative_float, default=1.0)
+    parser.add_argument("--entropy-weight", type=nonnegative_float, default=1.0)
+    parser.add_argument("--test-size", type=positive_int, default=None)
+    parser.add_argument("--out", type=output_dir, default="runs/shortcuts")
+    add_common_arguments(parser)
+    args, extra = parser.parse_known_args(argv)  # extra arguments go to the mnist_add recipe
+    if any("pretrained" in c for c in args.configs) and not Path(args.pretrained).is_file():
+        raise DataError(f"--pretrained {args.pretrained} does not exist (make it with tasks/gedi_pretrain.py, "
+                        "or leave out the nesy+pretrained configurations)")
 
     rows = []
     out = Path(args.out)
@@ -85,6 +92,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for config in args.configs:
             for seed in args.seeds:
                 run_dir = out / setting / (config if len(args.seeds) == 1 else f"{config}/seed{seed}")
+                done = run_dir / "results.json"
+                if done.exists():
+                    print(f"== {setting} / {config} / seed {seed}: done before, {done}", flush=True)
+                    rows.append(row(setting, config, seed, json.loads(done.read_text())))
+                    continue
                 argv_run = ["--epochs", str(args.epochs), "--seed", str(seed), "--device", args.device,
                             "--out", str(run_dir), "--no-progress", *setting_args(setting, args.few_size),
                             *[a.format(**values) for a in CONFIGS[config]], *extra]
@@ -92,8 +104,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     argv_run += ["--test-size", str(args.test_size)]
                 if args.data_dir:
                     argv_run += ["--data-dir", args.data_dir]
+                if (run_dir / "checkpoint.pt").exists():
+                    argv_run.append("--resume")
                 print(f"== {setting} / {config} / seed {seed}", flush=True)
-                rows.append(row(setting, config, seed, mnist_add.main(argv_run)))
+                rows.append(row(setting, config, seed, addition.main(argv_run)))
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(rows, indent=2))
     (out / "summary.md").write_text(markdown(rows))
@@ -102,4 +116,4 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

@@ -72,3 +72,62 @@ def test_augment_gives_independent_views_of_the_same_shape():
     assert (view > 0).float().mean() > 0.02  # the digit is still there
     with pytest.raises(ValueError, match="batch, channels"):
         DigitAugment()(torch.zeros(28, 28))
+
+
+def test_auroc_and_fpr95_match_scikit_learn():
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    from nesy_gedi.gedi import auroc, fpr_at_tpr
+
+    generator = torch.Generator().manual_seed(0)
+    inside = torch.randn(500, generator=generator) + 1.0
+    outside = torch.cat([torch.randn(300, generator=generator), inside[:20]])  # with ties
+    labels = [1] * len(inside) + [0] * len(outside)
+    scores = torch.cat([inside, outside]).numpy()
+    assert auroc(inside, outside) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    assert fpr_at_tpr(inside, outside) == pytest.approx(fpr[(tpr >= 0.95).argmax()], abs=1e-12)
+    assert auroc(inside + 100, outside) == 1.0 and fpr_at_tpr(inside + 100, outside) == 0.0
+    with pytest.raises(ValueError, match="at least one"):
+        auroc(inside, torch.zeros(0))
+
+
+def test_energy_score_is_logsumexp_of_the_logits():
+    from nesy_gedi.gedi import energy_scores, max_softmax_scores
+
+    net = MnistCNN()
+    images = torch.randn(7, 1, 28, 28)
+    with torch.no_grad():
+        logits = net(images)
+    assert torch.allclose(energy_scores(net, images, batch_size=3), torch.logsumexp(logits, 1))
+    assert torch.allclose(max_softmax_scores(net, images, batch_size=3), logits.softmax(1).max(1).values)
+
+
+def test_energy_cnn_is_smooth_and_shaped_like_mnist_cnn():
+    from nesy_gedi.networks import ARCHITECTURES, EnergyCNN, build_network
+
+    net = EnergyCNN()
+    assert not any(isinstance(m, (torch.nn.MaxPool2d, torch.nn.BatchNorm2d, torch.nn.ReLU)) for m in net.modules())
+    x = torch.randn(3, 1, 28, 28, requires_grad=True)
+    assert net(x).shape == (3, 10)
+    (grad,) = torch.autograd.grad(energy(net(x)).sum(), x)
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    assert set(ARCHITECTURES) == {"mnist_cnn", "ebm"}
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_network("resnet")
+
+
+def test_augment_strength_zero_is_the_identity():
+    images = torch.rand(4, 1, 28, 28) * 2 - 1
+    weak = DigitAugment().scaled(0.0)
+    assert torch.allclose(weak(images, torch.Generator().manual_seed(0)), images, atol=1e-5)
+    assert DigitAugment().scaled(1.0) == DigitAugment()
+
+
+def test_fashion_mnist_loads_from_its_own_folder():
+    from nesy_gedi.data import load_mnist
+
+    fashion, digits = load_mnist("test", dataset="fashion_mnist"), load_mnist("test")
+    assert len(fashion) == 10000 and fashion.images.shape == (10000, 28, 28)
+    assert sorted(fashion.labels.unique().tolist()) == list(range(10))
+    assert not torch.equal(fashion.images[:100], digits.images[:100])

@@ -1,6 +1,5 @@
 """End to end on real MNIST: learning digits from sums alone, small budget."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,33 +9,34 @@ import torch
 from nesy_gedi import DataError, InputError, NeSyModel, UnknownNetworkError
 from nesy_gedi.data import AdditionDataset, load_mnist
 from nesy_gedi.networks import MnistCNN
+from nesy_gedi.recipes import addition
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_task():
-    spec = importlib.util.spec_from_file_location("mnist_add", ROOT / "tasks" / "mnist_add.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return addition
 
 
 def test_single_digit_addition_learns_digits(tmp_path):
     results = load_task().main(
-        ["--n-digits", "1", "--train-size", "4000", "--test-size", "1000", "--out", str(tmp_path), "--no-progress"]
+        ["--n-digits", "1", "--train-size", "6000", "--test-size", "1000", "--out", str(tmp_path), "--no-progress"]
     )
     assert results["sum_accuracy"] > 0.75
     assert results["digit_accuracy"] > 0.85
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["digit_accuracy"] == results["digit_accuracy"]
-    assert (tmp_path / "mnist_net.pt").is_file()
+    assert (tmp_path / "mnist_net.pt").is_file() and (tmp_path / "checkpoint.pt").is_file()
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == results["steps"] == 6000 // 32 + 1
+    assert {"step", "loss", "nll", "lr", "examples_per_s"} <= set(json.loads(lines[-1]))
 
 
 def test_two_digit_circuit_probability_is_consistent():
     data = AdditionDataset(load_mnist("test"), n_digits=2, seed=1, size=8)
     task = load_task()
     model = task.build_model(2, MnistCNN())
-    logp = task.batch_log_prob(model, data, torch.arange(8), "cpu")
+    logp = task.batch_forward(model, data, torch.arange(8), "cpu")[0]
     assert logp.shape == (8,) and bool((logp < 0).all()) and bool(torch.isfinite(logp).all())
 
 
@@ -95,6 +95,21 @@ def test_combined_gedi_and_entropy_losses_run_and_are_logged(tmp_path):
     epoch = results["history"][0]
     assert {"nll", "gedi_total", "gedi_gen", "gedi_invariance", "gedi_prior", "entropy"} <= set(epoch)
     assert all(v == v and abs(v) < 1e6 for v in epoch.values())
-    with pytest.raises(DataError, match="does not exist"):
-        task.main(["--pretrained", str(tmp_path / "missing.pt"), "--train-size", "10", "--no-progress",
-                   "--out", str(tmp_path)])
+
+
+def test_query_result_rows_belong_to_their_inputs():
+    """Row c * batch + b of QueryResult.logits is call c on element b, and network_inputs gives that input."""
+    data = AdditionDataset(load_mnist("test"), n_digits=2, seed=0, size=5)
+    net = MnistCNN()
+    model = addition.build_model(2, net)
+    _, result, inputs = addition.batch_forward(model, data, torch.arange(5), "cpu")
+    rows = result.network_inputs("mnist_net", inputs)
+    assert rows.shape == (5 * 4, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(net(rows), result.logits["mnist_net"])
+    names = [n[0] for n in result.call_inputs["mnist_net"]]
+    assert sorted(names) == ["X0", "X1", "Y0", "Y1"]
+    for c, name in enumerate(names):  # every row's image is the input its call names
+        assert torch.equal(rows[c * 5:(c + 1) * 5], inputs[name])
+    with pytest.raises(InputError, match="no network"):
+        result.network_inputs("other_net", inputs)

@@ -1,6 +1,5 @@
 """notebooks/concept_quality.ipynb runs headless on a small real run."""
 
-import importlib.util
 from pathlib import Path
 
 import nbformat
@@ -10,10 +9,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_concept_quality_notebook_executes(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("mnist_add", ROOT / "tasks" / "mnist_add.py")
-    task = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(task)
-    task.main(["--train-size", "600", "--test-size", "300", "--pairs", "evenodd", "--no-progress",
+    from nesy_gedi.recipes import addition
+
+    addition.main(["--train-size", "600", "--test-size", "300", "--pairs", "evenodd", "--no-progress",
                "--out", str(tmp_path / "evenodd_nesy")])
     monkeypatch.setenv("NESY_GEDI_RUNS", str(tmp_path))
     notebook = nbformat.read(ROOT / "notebooks" / "concept_quality.ipynb", as_version=4)

@@ -1,4 +1,4 @@
-"""MNIST from the standard IDX files (``.gz`` or plain), with a download fallback."""
+"""MNIST and Fashion-MNIST from the standard IDX files (``.gz`` or plain), with a download fallback."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 MEAN, STD = 0.5, 0.5  # images are scaled to [-1, 1]
+# dataset name -> (folder under the data dir, torchvision class); both use the same IDX file names
+DATASETS = {"mnist": ("MNIST", "MNIST"), "fashion_mnist": ("FashionMNIST", "FashionMNIST")}
 
 
 @dataclass
@@ -54,9 +56,9 @@ def default_cache_dir() -> Path:
     return Path(base) / "nesy_gedi"
 
 
-def find_idx(directory: Path, stem: str) -> Path | None:
-    """``stem`` (.gz or plain) under ``directory``/MNIST/raw, ``directory``/raw or ``directory``."""
-    for folder in (directory / "MNIST" / "raw", directory / "raw", directory):
+def find_idx(directory: Path, stem: str, folder_name: str = "MNIST") -> Path | None:
+    """``stem`` (.gz or plain) under ``directory``/``folder_name``/raw, ``directory``/raw or ``directory``."""
+    for folder in (directory / folder_name / "raw", directory / "raw", directory):
         for name in (stem + ".gz", stem):
             if (folder / name).is_file():
                 return folder / name
@@ -84,46 +86,55 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def _download(cache: Path) -> Path:
+def _download(cache: Path, dataset: str = "mnist") -> Path:
     try:
-        from torchvision.datasets import MNIST
+        import torchvision.datasets
 
-        MNIST(str(cache), train=True, download=True)
-        MNIST(str(cache), train=False, download=True)
+        cls = getattr(torchvision.datasets, DATASETS[dataset][1])
+        cls(str(cache), train=True, download=True)
+        cls(str(cache), train=False, download=True)
     except Exception as exc:  # network errors come in many types
+        reason = " ".join(str(exc).split())[:200]
         raise DataError(
-            f"MNIST not found and the download into {cache} failed ({exc}); "
-            f"put the IDX files in <dir>/MNIST/raw and pass --data-dir <dir> or set ${ENV_VAR}"
+            f"{DATASETS[dataset][0]} not found and the download into {cache} failed ({reason}); "
+            f"put the IDX files in <dir>/{DATASETS[dataset][0]}/raw and pass --data-dir <dir> or set ${ENV_VAR}"
         ) from None
     return cache
 
 
-def load_mnist(split: str = "train", data_dir: str | os.PathLike | None = None, download: bool = True) -> MnistSplit:
-    """Load ``train`` or ``test`` MNIST.
+def load_mnist(split: str = "train", data_dir: str | os.PathLike | None = None, download: bool = True,
+               dataset: str = "mnist") -> MnistSplit:
+    """Load the ``train`` or ``test`` split of ``mnist`` or ``fashion_mnist``.
 
-    Looks in ``data_dir`` (or ``$NESY_GEDI_DATA``) under ``MNIST/raw``, ``raw``
-    and the directory itself.  Without a directory, uses (and if needed
-    downloads with torchvision into) ``~/.cache/nesy_gedi``.
+    Looks in ``data_dir`` (or ``$NESY_GEDI_DATA``) under ``MNIST/raw`` (or
+    ``FashionMNIST/raw``), ``raw`` and the directory itself.  Without a
+    directory, uses (and if needed downloads with torchvision into)
+    ``~/.cache/nesy_gedi``.
     """
     if split not in FILES:
         raise DataError(f"unknown MNIST split {split!r}; use 'train' or 'test'")
+    if dataset not in DATASETS:
+        raise DataError(f"unknown dataset {dataset!r}; use {' or '.join(DATASETS)}")
+    folder, name = DATASETS[dataset][0], DATASETS[dataset][0]
     directory = resolve_data_dir(data_dir)
     explicit = directory is not None
     if directory is None:
         directory = default_cache_dir()
-    paths = [find_idx(directory, stem) for stem in FILES[split]]
+    paths = [find_idx(directory, stem, folder) for stem in FILES[split]]
     if None in paths:
         missing = [stem for stem, p in zip(FILES[split], paths) if p is None]
         if explicit or not download:
             raise DataError(
-                f"MNIST {split} files {', '.join(missing)} (.gz or plain) not found in {directory} "
-                f"(looked in {directory / 'MNIST' / 'raw'}, {directory / 'raw'} and {directory})"
+                f"{name} {split} files {', '.join(missing)} (.gz or plain) not found in {directory} "
+                f"(looked in {directory / folder / 'raw'}, {directory / 'raw'} and {directory})"
             )
-        _download(directory)
-        paths = [find_idx(directory, stem) for stem in FILES[split]]
+        _download(directory, dataset)
+        paths = [find_idx(directory, stem, folder) for stem in FILES[split]]
         if None in paths:
-            raise DataError(f"download into {directory} did not produce the MNIST {split} files")
+            raise DataError(f"download into {directory} did not produce the {name} {split} files")
     images, labels = read_idx(paths[0]), read_idx(paths[1])
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
-        raise DataError(f"MNIST {split}: images {images.shape} and labels {labels.shape} do not match")
+        raise DataError(f"{name} {split}: images {images.shape} and labels {labels.shape} do not match")
+    if tuple(images.shape[1:]) != (28, 28):
+        raise DataError(f"{paths[0]}: images are {tuple(images.shape[1:])}, expected 28x28")
     return MnistSplit(torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64)), split)

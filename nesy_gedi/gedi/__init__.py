@@ -7,6 +7,8 @@ invariance term and a uniformity prior over cluster assignments.
 """
 
 from .objective import GEDIObjective, GEDITerms, GEDIWeights, energy
+from .ood import auroc, energy_scores, fpr_at_tpr, max_softmax_scores, ood_report
 from .sgld import ReplayBuffer, SGLDConfig, SGLDSampler
 
-__all__ = ["GEDIObjective", "GEDITerms", "GEDIWeights", "ReplayBuffer", "SGLDConfig", "SGLDSampler", "energy"]
+__all__ = ["GEDIObjective", "GEDITerms", "GEDIWeights", "ReplayBuffer", "SGLDConfig", "SGLDSampler", "auroc",
+           "energy", "energy_scores", "fpr_at_tpr", "max_softmax_scores", "ood_report"]

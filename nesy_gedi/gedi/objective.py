@@ -4,7 +4,11 @@ With ``p(y|x) = softmax f(x)`` and ``E(x) = -logsumexp_y f(x)_y``:
 
 * generative (contrastive divergence):
   ``L_gen = mean_{x ~ data} E(x) - mean_{x' ~ SGLD} E(x')``
-  (+ ``energy_l2 * mean(E(x)^2 + E(x')^2)`` to keep energies bounded);
+  (+ ``energy_l2 * mean(E(x)^2 + E(x')^2)`` to keep energies bounded; a strong
+  penalty pins E near 0, and then the cheapest way to lower E(data) is a
+  *uniform* p(y|x), since logsumexp of equal logits exceeds their max by log K:
+  with ``energy_l2 = 1`` the generative term pulled every image back to the
+  uniform assignment, with 0.1 it sharpens the clusters instead);
 * invariance between two augmented views ``x1, x2`` of the same images, with
   gradients through both (no stop-gradient, no momentum encoder):
   ``L_inv = -1/2 mean_b sum_y [p(y|x1) log p(y|x2) + p(y|x2) log p(y|x1)]``;
@@ -51,7 +55,7 @@ class GEDIWeights:
     gen: float = 0.1
     invariance: float = 1.0
     prior: float = 5.0
-    energy_l2: float = 1.0
+    energy_l2: float = 0.1
 
 
 @dataclass
@@ -70,8 +74,11 @@ class GEDIObjective:
 
     def __init__(self, network: Callable[[torch.Tensor], torch.Tensor], image_shape: tuple[int, ...],
                  weights: GEDIWeights | None = None, sgld: SGLDConfig | None = None,
-                 device: str | torch.device = "cpu", generator: torch.Generator | None = None) -> None:
+                 device: str | torch.device = "cpu", generator: torch.Generator | None = None,
+                 negatives: int | None = None) -> None:
+        """``negatives``: SGLD samples per step (default: as many as images in the batch)."""
         self.network = network
+        self.negatives = negatives
         self.weights = weights or GEDIWeights()
         self.sampler = SGLDSampler(lambda x: energy(network(x)), image_shape, sgld, device, generator)
 
@@ -91,7 +98,7 @@ class GEDIObjective:
         gen = zero
         if w.gen > 0:
             data = energy(data_logits if data_logits is not None else logits1)
-            samples = energy(self.network(self.sampler.sample(view1.shape[0])))
+            samples = energy(self.network(self.sampler.sample(self.negatives or view1.shape[0])))
             gen = data.mean() - samples.mean() + w.energy_l2 * (data.pow(2).mean() + samples.pow(2).mean())
         invariance = invariance_loss(logits1, logits2) if w.invariance > 0 else zero
         prior = 0.5 * (uniformity_loss(logits1) + uniformity_loss(logits2)) if w.prior > 0 else zero

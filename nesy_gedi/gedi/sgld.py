@@ -20,7 +20,7 @@ import torch
 class SGLDConfig:
     """SGLD settings; step size 10 and noise 0.005 suit images in [-1, 1] (as in IGEBM)."""
 
-    steps: int = 20
+    steps: int = 10
     step_size: float = 10.0
     noise: float = 0.005
     buffer_size: int = 10000
@@ -43,8 +43,14 @@ class ReplayBuffer:
         return (self.config.low + (self.config.high - self.config.low) * u).to(self.device)
 
     def draw(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n`` chain states (some restarted from noise) and their buffer slots."""
-        slots = torch.randint(len(self.samples), (n,), generator=self.generator).to(self.device)
+        """``n`` chain states (some restarted from noise) and their distinct buffer slots.
+
+        Distinct slots keep :meth:`store` deterministic (a scatter to repeated indices is not).
+        """
+        if n > len(self.samples):
+            raise ValueError(f"cannot draw {n} chains from a replay buffer of {len(self.samples)}; "
+                             "use a buffer at least as large as the batch")
+        slots = torch.randperm(len(self.samples), generator=self.generator)[:n].to(self.device)
         x = self.samples[slots].clone()
         restart = (torch.rand(n, generator=self.generator) < self.config.restart).to(self.device)
         if restart.any():
@@ -53,6 +59,15 @@ class ReplayBuffer:
 
     def store(self, x: torch.Tensor, slots: torch.Tensor) -> None:
         self.samples[slots] = x.detach()
+
+    def state_dict(self) -> dict:
+        return {"samples": self.samples}
+
+    def load_state_dict(self, state: dict) -> None:
+        samples = state["samples"]
+        if tuple(samples.shape[1:]) != self.shape:
+            raise ValueError(f"replay buffer holds samples of shape {tuple(samples.shape[1:])}, expected {self.shape}")
+        self.samples = samples.to(self.device)
 
 
 class SGLDSampler:
@@ -66,12 +81,38 @@ class SGLDSampler:
 
     def sample(self, n: int) -> torch.Tensor:
         """Run ``steps`` SGLD steps from the buffer; returns detached samples ``[n, *shape]``."""
-        c = self.config
         x, slots = self.buffer.draw(n)
-        for _ in range(c.steps):
-            x = x.detach().requires_grad_(True)
-            (grad,) = torch.autograd.grad(self.energy(x).sum(), x)
-            x = (x - c.step_size * grad + c.noise * torch.randn_like(x)).clamp(c.low, c.high)
-        x = x.detach()
+        x = langevin(self.energy, x, self.config)
         self.buffer.store(x, slots)
         return x
+
+
+def langevin(energy: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, config: SGLDConfig,
+             steps: int | None = None) -> torch.Tensor:
+    """Run SGLD from ``x`` (no buffer): ``steps`` (default ``config.steps``) steps on ``energy``."""
+    for _ in range(config.steps if steps is None else steps):
+        x = x.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(energy(x).sum(), x)
+        x = (x - config.step_size * grad + config.noise * torch.randn_like(x)).clamp(config.low, config.high)
+    return x.detach()
+
+
+def sample_from_noise(network: Callable[[torch.Tensor], torch.Tensor], n: int, shape: tuple[int, ...],
+                      config: SGLDConfig, steps: int, generator: torch.Generator | None = None,
+                      device: str | torch.device = "cpu", cluster: int | None = None,
+                      batch_size: int = 500) -> torch.Tensor:
+    """``n`` fresh samples: SGLD chains started from uniform noise, not from a replay buffer.
+
+    ``cluster=None`` samples ``E(x) = -logsumexp f(x)``; ``cluster=y`` samples the
+    cluster-conditional ``E(x, y) = -f(x)[y]``.
+    """
+    def energy(x: torch.Tensor) -> torch.Tensor:
+        logits = network(x)
+        return -torch.logsumexp(logits, 1) if cluster is None else -logits[:, cluster]
+
+    out = []
+    for start in range(0, n, batch_size):
+        m = min(batch_size, n - start)
+        u = torch.rand((m, *shape), generator=generator).to(device)
+        out.append(langevin(energy, config.low + (config.high - config.low) * u, config, steps))
+    return torch.cat(out) if out else torch.zeros((0, *shape), device=device)

@@ -1,0 +1,188 @@
+"""Does the unification pay?  Clustering, generation and OOD detection of GEDI runs, side by side.
+
+    python tasks/gedi_pretrain.py --seed 0 --out runs/gedi/full/seed0                      # all terms
+    python tasks/gedi_pretrain.py --seed 0 --gen-weight 0 --out runs/gedi/no_gen/seed0      # clusterer only
+    python tasks/gedi_pretrain.py --seed 0 --invariance-weight 0 --prior-weight 0 --gen-after 0 \\
+        --out runs/gedi/gen_only/seed0                                                     # EBM only
+    python benchmarks/gedi_unification.py --runs runs/gedi --out benchmarks/gedi
+
+For every run folder ``RUNS/<config>/<seed>`` with a ``mnist_net.pt``:
+
+* clustering: NMI and matched accuracy from its ``results.json``;
+* generation: ``--samples`` fresh SGLD chains from uniform noise, judged by a
+  supervised CNN trained here on MNIST train: the fraction classified with
+  confidence >= 0.9, the number of classes they cover, and the Fréchet
+  distance between the judge's penultimate features of samples and of MNIST
+  test (the floor: MNIST test vs train);
+* OOD: AUROC and FPR at 95% TPR of the energy score, MNIST test vs
+  Fashion-MNIST test, uniform noise and vertically flipped MNIST test.
+
+The judge itself, scored by max-softmax and by its own energy, is the
+supervised OOD baseline.  Writes ``OUT/unification.json``, ``OUT/unification.md``
+and a sample grid per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import linalg
+
+from nesy_gedi.commands import add_common_arguments, existing_dir, nonnegative_int, output_dir, positive_int, \
+    run_command
+from nesy_gedi.data import load_mnist
+from nesy_gedi.errors import DataError
+from nesy_gedi.gedi import SGLDConfig, auroc, energy_scores, fpr_at_tpr, max_softmax_scores
+from nesy_gedi.gedi.sgld import sample_from_noise
+from nesy_gedi.networks import MnistCNN, build_network
+from nesy_gedi.train.checkpoint import load_weights, network_state
+
+
+def train_judge(train, device, steps: int, seed: int) -> MnistCNN:
+    """A supervised MnistCNN on MNIST train (Adam 1e-3, batch 128)."""
+    torch.manual_seed(seed)
+    net = MnistCNN().to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(seed)
+    for step in range(steps):
+        batch = torch.randint(len(train), (128,), generator=generator)
+        loss = F.cross_entropy(net(train.normalized(batch, device)), train.labels[batch].to(device))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return net.eval()
+
+
+@torch.no_grad()
+def features(judge: MnistCNN, images: torch.Tensor) -> np.ndarray:
+    """The judge's penultimate (84-unit) features."""
+    out = []
+    for i in range(0, len(images), 1000):
+        h = judge.encoder(images[i:i + 1000]).flatten(1)
+        out.append(judge.classifier[:-1](h).cpu())
+    return torch.cat(out).double().numpy()
+
+
+def frechet(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets."""
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * np.real(root)))
+
+
+def sample_quality(judge: MnistCNN, samples: torch.Tensor, test_features: np.ndarray) -> dict:
+    with torch.no_grad():
+        probs = judge(samples).softmax(1)
+    confident = probs.max(1).values >= 0.9
+    classes = probs.argmax(1)[confident].unique().numel()
+    return {"confident_fraction": float(confident.float().mean()), "classes_covered": int(classes),
+            "frechet": frechet(features(judge, samples), test_features)}
+
+
+def ood(score, net, inside: torch.Tensor, outsides: dict[str, torch.Tensor]) -> dict:
+    s_in = score(net, inside)
+    out = {}
+    for name, images in outsides.items():
+        s_out = score(net, images)
+        out[name] = {"auroc": auroc(s_in, s_out), "fpr95": fpr_at_tpr(s_in, s_out)}
+    return out
+
+
+def markdown(rows: list[dict], floor: float, baseline: dict) -> str:
+    cols = [("nmi", "NMI"), ("matched_accuracy", "matched acc"), ("confident_fraction", "samples conf>=0.9"),
+            ("classes_covered", "classes"), ("frechet", "Fréchet"), ("auroc_fashion", "AUROC Fashion"),
+            ("auroc_noise", "AUROC noise"), ("auroc_vflip", "AUROC vflip"), ("fpr95_vflip", "FPR95 vflip")]
+    lines = ["| configuration | seeds | " + " | ".join(c[1] for c in cols) + " |", "|---|---|" + "---|" * len(cols)]
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["config"], []).append(r)
+    for config, rs in groups.items():
+        cells = []
+        for key, _ in cols:
+            values = [r[key] for r in rs]
+            sd = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{statistics.mean(values):.3f} ± {sd:.3f}" if key != "frechet" else
+                         f"{statistics.mean(values):.1f} ± {sd:.1f}")
+        lines.append(f"| {config} | {len(rs)} | " + " | ".join(cells) + " |")
+    for score, results in baseline.items():
+        lines.append(f"| supervised CNN, {score} | 1 | - | - | - | - | - | {results['fashion']['auroc']:.3f} | "
+                     f"{results['noise']['auroc']:.3f} | {results['vflip']['auroc']:.3f} | "
+                     f"{results['vflip']['fpr95']:.3f} |")
+    lines.append(f"\nFréchet floor (MNIST test vs train features of the judge): {floor:.2f}\n")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(prog="gedi_unification.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=existing_dir, required=True, help="folder of <config>/<seed>/ run folders")
+    parser.add_argument("--samples", type=positive_int, default=1000, help="fresh-noise samples per run")
+    parser.add_argument("--sgld-steps", type=positive_int, default=200, help="SGLD steps of a fresh chain")
+    parser.add_argument("--sgld-step-size", type=float, default=SGLDConfig.step_size)
+    parser.add_argument("--sgld-noise", type=float, default=SGLDConfig.noise)
+    parser.add_argument("--judge-steps", type=positive_int, default=2000)
+    parser.add_argument("--seed", type=nonnegative_int, default=0)
+    parser.add_argument("--out", type=output_dir, default="benchmarks/gedi")
+    add_common_arguments(parser)
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    runs = sorted(p.parent for p in Path(args.runs).glob("*/*/mnist_net.pt"))
+    if not runs:
+        raise DataError(f"no run folders <config>/<seed>/mnist_net.pt under {args.runs}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    train, test = load_mnist("train", args.data_dir), load_mnist("test", args.data_dir)
+    fashion = load_mnist("test", args.data_dir, dataset="fashion_mnist")
+    inside = test.normalized(None, device)
+    generator = torch.Generator().manual_seed(args.seed)
+    outsides = {"fashion": fashion.normalized(None, device),
+                "noise": (torch.rand(10000, 1, 28, 28, generator=generator) * 2 - 1).to(device),
+                "vflip": inside.flip(-2)}
+    judge = train_judge(train, device, args.judge_steps, args.seed)
+    with torch.no_grad():
+        judge_acc = float((judge(inside).argmax(1).cpu() == test.labels).float().mean())
+    test_features = features(judge, inside)
+    floor = frechet(test_features, features(judge, train.normalized(torch.arange(10000), device)))
+    baseline = {"max-softmax": ood(max_softmax_scores, judge, inside, outsides),
+                "energy": ood(energy_scores, judge, inside, outsides)}
+    print(json.dumps({"judge_test_accuracy": judge_acc, "frechet_floor": floor, "baseline": baseline}), flush=True)
+
+    sgld = SGLDConfig(step_size=args.sgld_step_size, noise=args.sgld_noise)
+    rows = []
+    for run in runs:
+        results = json.loads((run / "results.json").read_text())
+        arch = results["args"].get("arch", "mnist_cnn")
+        net = build_network(arch).to(device)
+        weights, _ = network_state(run / "mnist_net.pt", arch)
+        load_weights(net, weights, run / "mnist_net.pt", arch)
+        net.eval()
+        samples = sample_from_noise(net, args.samples, (1, 28, 28), sgld, args.sgld_steps, generator, device)
+        from torchvision.utils import save_image
+
+        save_image(samples[:100].cpu() * 0.5 + 0.5, out / f"samples_{run.parent.name}_{run.name}.png", nrow=10)
+        detection = ood(energy_scores, net, inside, outsides)
+        row = {"config": run.parent.name, "run": str(run), "seed": results["args"].get("seed"),
+               "nmi": results["nmi"], "matched_accuracy": results["matched_accuracy"],
+               **sample_quality(judge, samples, test_features),
+               **{f"{m}_{name}": v[m] for name, v in detection.items() for m in ("auroc", "fpr95")}}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    summary = {"judge_test_accuracy": judge_acc, "frechet_floor": floor, "baseline": baseline, "runs": rows,
+               "args": vars(args)}
+    (out / "unification.json").write_text(json.dumps(summary, indent=2))
+    (out / "unification.md").write_text(markdown(rows, floor, baseline))
+    print(markdown(rows, floor, baseline))
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main))

@@ -1,0 +1,239 @@
+"""MNIST addition of N-digit numbers through a ProbLog program (``tasks/mnist_add.py``).
+
+    python tasks/mnist_add.py --n-digits 1 --epochs 1 --batch-size 32
+
+Reasoning-shortcut settings (N=1): ``--pairs evenodd`` or ``--pairs restricted``
+trains on a subset of digit pairs and tests in and out of distribution;
+``--train-size`` keeps few examples.  Regularisers: ``--pretrained CKPT``
+(e.g. from ``tasks/gedi_pretrain.py``), ``--gedi-weight W`` (loss = NeSy NLL + W *
+GEDI terms on the same images: the clean view is the NeSy forward, the second an
+augmented copy of the same image) and ``--entropy-weight W`` (Marconato et al.:
+W * KL(batch-mean concept distribution || uniform)).
+
+Writes to ``--out``: ``checkpoint.pt`` (every ``--checkpoint-every`` steps and
+each epoch; ``--resume`` continues from it), ``metrics.jsonl`` (one line per
+step), and at the end ``mnist_net.pt`` and ``results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from ..augment import DigitAugment
+from ..commands import (add_common_arguments, existing_file, nonnegative_float, nonnegative_int, output_dir,
+                        positive_float, positive_int)
+from ..data import AdditionDataset, load_mnist
+from ..data.addition import addition_query
+from ..data.shortcuts import PAIR_SETS, pair_filter
+from ..errors import DataError
+from ..gedi import GEDIObjective, GEDIWeights, SGLDConfig
+from ..model import NeSyModel
+from ..networks import ARCHITECTURES, OneHot, build_network
+from ..train.checkpoint import atomic_write_json, load_checkpoint, load_weights, network_state, save_network
+from ..train.evaluate import evaluate_addition
+from ..train.losses import entropy_regulariser, nesy_nll
+from ..train.loop import CHECKPOINT, LoopConfig, Trainer
+from .common import resolve_resume, seed_everything
+
+KIND = "mnist_add"
+PROGRAMS = Path(__file__).resolve().parents[2] / "programs"
+
+
+def build_model(n_digits: int, net: torch.nn.Module, programs: Path = PROGRAMS) -> NeSyModel:
+    """``mnist_add.pl`` for N=1, ``multi_add.pl`` (sum digits observed through ``OneHot``) for N>1."""
+    if n_digits == 1:
+        return NeSyModel(programs / "mnist_add.pl", {"mnist_net": net})
+    return NeSyModel(programs / "multi_add.pl", {"mnist_net": net, "sum_digit": OneHot(10)})
+
+
+def addition_inputs(data: AdditionDataset, examples: torch.Tensor, device,
+                    images: torch.Tensor | None = None) -> tuple[str, dict[str, torch.Tensor]]:
+    """The query and its input tensors for a batch of addition examples."""
+    if images is None:
+        images = data.images(examples, device)
+    if data.n_digits == 1:
+        return "addition(X, Y, Z)", {"X": images[:, 0, 0], "Y": images[:, 1, 0]}
+    query, xs, ys, zs = addition_query(data.n_digits)
+    inputs = {x: images[:, 0, i] for i, x in enumerate(xs)}
+    inputs.update({y: images[:, 1, i] for i, y in enumerate(ys)})
+    sum_digits = data.sum_digits[examples].to(images.device)
+    inputs.update({z: sum_digits[:, i] for i, z in enumerate(zs)})
+    return query, inputs
+
+
+def batch_forward(model: NeSyModel, data: AdditionDataset, examples: torch.Tensor, device):
+    """``([batch] log P(observed sum), QueryResult, inputs)`` of one forward."""
+    query, inputs = addition_inputs(data, examples, device)
+    result = model(query, inputs)
+    if data.n_digits == 1:
+        sums = [int(s) for s in data.sums[examples]]
+        return result.select(model.answer_indices(query, ("X", "Y"), sums)), result, inputs
+    return result.log_probs[:, 0], result, inputs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mnist_add.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n-digits", type=positive_int, default=1, help="digits per number (default 1)")
+    parser.add_argument("--epochs", type=positive_int, default=1)
+    parser.add_argument("--max-steps", type=positive_int, default=None, help="stop after this many updates")
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--lr", type=positive_float, default=5e-3, help="(peak) learning rate of Adam")
+    parser.add_argument("--schedule", choices=("onecycle", "constant"), default="onecycle",
+                        help="learning-rate schedule over all steps")
+    parser.add_argument("--arch", choices=list(ARCHITECTURES), default="mnist_cnn",
+                        help="digit network: mnist_cnn (DeepProbLog's LeNet) or ebm (EnergyCNN)")
+    parser.add_argument("--seed", type=nonnegative_int, default=0)
+    parser.add_argument("--train-size", type=positive_int, default=None, help="use only this many training examples")
+    parser.add_argument("--test-size", type=positive_int, default=None)
+    parser.add_argument("--pairs", choices=("all", *PAIR_SETS), default="all",
+                        help="train on a restricted set of digit pairs (N=1); test in and out of distribution")
+    parser.add_argument("--pretrained", type=existing_file, default=None,
+                        help="initial network weights (mnist_net.pt of gedi_pretrain.py)")
+    parser.add_argument("--keep-head", action="store_true", help="keep the pretrained last layer (cluster order)")
+    parser.add_argument("--gedi-weight", type=nonnegative_float, default=0.0,
+                        help="weight of the GEDI terms next to the NeSy loss")
+    parser.add_argument("--gedi-gen-weight", type=nonnegative_float, default=GEDIWeights.gen)
+    parser.add_argument("--gedi-prior-weight", type=nonnegative_float, default=GEDIWeights.prior)
+    parser.add_argument("--sgld-steps", type=positive_int, default=10)
+    parser.add_argument("--entropy-weight", type=nonnegative_float, default=0.0,
+                        help="weight of the concept entropy regulariser")
+    parser.add_argument("--out", type=output_dir, default="runs/mnist_add", help="directory of the run")
+    parser.add_argument("--checkpoint-every", type=positive_int, default=None,
+                        help="steps between checkpoints (default: every epoch)")
+    parser.add_argument("--resume", action="store_true", help="continue the run found in --out")
+    parser.add_argument("--log-every", type=positive_int, default=100, help="steps between log lines off a terminal")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
+    add_common_arguments(parser)
+    return parser
+
+
+def load_pretrained(net: torch.nn.Module, path: str | Path, arch: str, keep_head: bool = False) -> None:
+    """Load weights from a network file or checkpoint; unless ``keep_head``, re-initialise the last layer.
+
+    GEDI clusters are digits up to an unknown permutation: a fresh head lets the
+    program choose the cluster -> digit map instead of starting from a random one.
+    """
+    weights, _ = network_state(path, arch)
+    load_weights(net, weights, path, arch)
+    if not keep_head:
+        net.classifier[-1].reset_parameters()
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Train and evaluate; returns (and writes) the results dict."""
+    out = Path(args.out)
+    checkpoint = None
+    if args.resume:
+        checkpoint = load_checkpoint(out / CHECKPOINT, KIND, "cpu") if (out / CHECKPOINT).exists() else None
+        if checkpoint is None:
+            raise DataError(f"--resume: no checkpoint {out / CHECKPOINT} to continue")
+        args = resolve_resume(args, checkpoint)
+    if args.pairs != "all" and args.n_digits != 1:
+        raise DataError("--pairs needs --n-digits 1")
+    if args.gedi_weight > 0 and SGLDConfig.buffer_size < 2 * args.n_digits * args.batch_size:
+        raise DataError(f"--gedi-weight with --batch-size {args.batch_size} and --n-digits {args.n_digits} needs "
+                        f"{2 * args.n_digits * args.batch_size} SGLD chains, more than the replay buffer's "
+                        f"{SGLDConfig.buffer_size}; use a smaller --batch-size")
+    (out / "results.json").unlink(missing_ok=True)  # never leave an older success next to a failed run
+    seed_everything(args.seed)
+    device = torch.device(args.device)
+    train_split, test_split = load_mnist("train", args.data_dir), load_mnist("test", args.data_dir)
+    restrict = None if args.pairs == "all" else pair_filter(args.pairs)
+    train = AdditionDataset(train_split, args.n_digits, args.seed, args.train_size, restrict)
+    test = AdditionDataset(test_split, args.n_digits, args.seed, args.test_size, restrict)
+    test_ood = None
+    if args.pairs != "all":
+        test_ood = AdditionDataset(test_split, 1, args.seed, args.test_size, pair_filter(args.pairs, False))
+
+    net = build_network(args.arch).to(device)
+    if args.pretrained and checkpoint is None:
+        load_pretrained(net, args.pretrained, args.arch, args.keep_head)
+    model = build_model(args.n_digits, net)
+    optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
+    generator = torch.Generator().manual_seed(args.seed)
+    loop = LoopConfig(out=out, epochs=args.epochs, batch_size=args.batch_size, max_steps=args.max_steps,
+                      checkpoint_every=args.checkpoint_every, log_every=args.log_every,
+                      progress=not args.no_progress, description=f"mnist_add N={args.n_digits}")
+    steps = min(args.epochs * -(-len(train) // args.batch_size), args.max_steps or 1 << 62)
+    scheduler = None
+    if args.schedule == "onecycle" and steps >= 20:  # too few steps for warm-up and decay: constant
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=steps, pct_start=0.1)
+    gedi = augment = None
+    extra = {}
+    if args.gedi_weight > 0:
+        weights = GEDIWeights(gen=args.gedi_gen_weight, prior=args.gedi_prior_weight)
+        gedi = GEDIObjective(net, (1, 28, 28), weights, SGLDConfig(steps=args.sgld_steps), device, generator)
+        augment = DigitAugment()
+        extra["replay_buffer"] = gedi.sampler.buffer
+
+    def step(examples: torch.Tensor) -> dict[str, torch.Tensor]:
+        log_prob, result, inputs = batch_forward(model, train, examples, device)
+        logits = result.logits["mnist_net"]
+        loss = nesy_nll(log_prob)
+        terms = {"nll": loss.detach()}
+        if gedi is not None:
+            # view 1: the clean images (their NeSy logits, no second forward); view 2: an augmented copy
+            # of the same images, in the same row order as the logits
+            clean = result.network_inputs("mnist_net", inputs)
+            gedi_terms = gedi(clean, augment(clean, generator), logits, view1_logits=logits)
+            terms.update({f"gedi_{k}": v for k, v in gedi_terms.items().items()})
+            loss = loss + args.gedi_weight * gedi_terms.total
+        if args.entropy_weight > 0:
+            entropy = entropy_regulariser(logits)
+            terms["entropy"] = entropy.detach()
+            loss = loss + args.entropy_weight * entropy
+        return {"loss": loss, **terms}
+
+    trainer = Trainer(loop, len(train), step, {"net": net}, optimizer, generator, scheduler, extra,
+                      run_info={"kind": KIND, "arch": args.arch, "args": _jsonable(vars(args))})
+    if checkpoint is not None:
+        trainer.load_state_dict(checkpoint)
+    state = trainer.fit()
+
+    metrics = evaluate_addition(net, test, device, concepts=True)
+    results = {
+        "args": _jsonable(vars(args)),
+        "steps": state.step,
+        "train_examples": state.examples,
+        "train_seconds": state.seconds,
+        "train_examples_per_s": state.examples / max(state.seconds, 1e-9),
+        "test_examples": len(test),
+        "history": state.history,
+        **metrics,
+        "circuits": {key: c.stats for key, c in model.compiled.items()},
+    }
+    if test_ood is not None:
+        results["ood"] = {"test_examples": len(test_ood), **evaluate_addition(net, test_ood, device, concepts=True)}
+    save_network(out / "mnist_net.pt", net, args.arch, KIND)
+    atomic_write_json(out / "results.json", results)
+    return results
+
+
+def _jsonable(d: dict) -> dict:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
+
+
+def summary(results: dict) -> dict:
+    """The headline numbers of a results dict (no circuits, confusion matrices or arguments)."""
+    keep = {k: v for k, v in results.items() if k not in ("circuits", "args", "concepts", "ood", "history")}
+    if "concepts" in results:
+        keep.update({f"concept_{k}" if not k.startswith("concept") else k: v
+                     for k, v in results["concepts"].items() if k != "confusion_matrix"})
+    if "ood" in results:
+        keep["ood_sum_accuracy"] = results["ood"]["sum_accuracy"]
+        keep["ood_digit_accuracy"] = results["ood"]["digit_accuracy"]
+    return keep
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    """Parse ``argv``, train, print the summary; returns the results dict."""
+    results = run(build_parser().parse_args(argv))
+    print(json.dumps(summary(results), indent=2), file=sys.stdout)
+    return results

@@ -1,0 +1,25 @@
+"""Pieces every recipe shares: seeding and the arguments a resumed run keeps from its checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import random
+
+import numpy as np
+import torch
+
+# flags that may differ between a run and its resumption (they do not change what is computed)
+RESUME_OVERRIDES = ("resume", "debug", "no_progress", "log_every", "device", "data_dir", "out", "checkpoint_every")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_resume(args: argparse.Namespace, checkpoint: dict) -> argparse.Namespace:
+    """The arguments of the checkpointed run, with only :data:`RESUME_OVERRIDES` taken from ``args``."""
+    saved = dict(checkpoint.get("args") or {})
+    merged = {**vars(args), **{k: v for k, v in saved.items() if k not in RESUME_OVERRIDES}}
+    return argparse.Namespace(**merged)

@@ -1,0 +1,150 @@
+"""GEDI pretraining of a digit network on unlabeled images; clustering quality on the test set.
+
+    python tasks/gedi_pretrain.py --out runs/gedi_pretrain          # MNIST, 4,000 steps
+    python tasks/gedi_pretrain.py --dataset fashion_mnist --gen-weight 0
+
+The budget is in steps (``--steps``), so a command gives the same result on any
+machine; ``--minutes`` is an optional extra cap.  The augmentation strength
+ramps from 0 to 1 over the first ``--aug-warmup`` steps: with full-strength
+views from the start, the all-uniform assignment is an attractor of
+invariance + uniformity (see README, "GEDI").
+
+Writes to ``--out``: ``checkpoint.pt`` (``--resume`` continues from it; it holds
+the SGLD replay buffer), ``metrics.jsonl``, and at the end ``mnist_net.pt``
+(loadable by ``tasks/mnist_add.py --pretrained``), ``results.json`` (NMI,
+Hungarian-matched accuracy, collapse, cluster -> label map) and ``sgld_samples.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from ..augment import DigitAugment
+from ..commands import (add_common_arguments, nonnegative_float, nonnegative_int, output_dir, positive_float,
+                        positive_int, probability)
+from ..data import load_mnist
+from ..data.mnist import DATASETS
+from ..errors import DataError
+from ..gedi import GEDIObjective, GEDIWeights, SGLDConfig
+from ..networks import ARCHITECTURES, build_network
+from ..train.checkpoint import atomic_write_json, load_checkpoint, save_network
+from ..train.evaluate import evaluate_clusters
+from ..train.loop import CHECKPOINT, LoopConfig, Trainer
+from .common import resolve_resume, seed_everything
+
+KIND = "gedi_pretrain"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gedi_pretrain.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", choices=list(DATASETS), default="mnist")
+    parser.add_argument("--arch", choices=list(ARCHITECTURES), default="mnist_cnn")
+    parser.add_argument("--steps", type=positive_int, default=4000, help="number of updates (default 4000)")
+    parser.add_argument("--minutes", type=positive_float, default=None, help="optional wall-clock cap")
+    parser.add_argument("--batch-size", type=positive_int, default=128)
+    parser.add_argument("--lr", type=positive_float, default=2e-3)
+    parser.add_argument("--gen-weight", type=nonnegative_float, default=GEDIWeights.gen)
+    parser.add_argument("--invariance-weight", type=nonnegative_float, default=GEDIWeights.invariance)
+    parser.add_argument("--prior-weight", type=nonnegative_float, default=GEDIWeights.prior)
+    parser.add_argument("--gen-after", type=nonnegative_int, default=1000,
+                        help="steps of clustering (invariance + prior) before the generative term starts")
+    parser.add_argument("--aug-warmup", type=nonnegative_int, default=500,
+                        help="steps over which the augmentation strength ramps from 0 to 1")
+    parser.add_argument("--energy-l2", type=nonnegative_float, default=GEDIWeights.energy_l2)
+    parser.add_argument("--sgld-steps", type=positive_int, default=SGLDConfig.steps)
+    parser.add_argument("--sgld-batch", type=positive_int, default=32, help="SGLD samples (negatives) per step")
+    parser.add_argument("--sgld-step-size", type=positive_float, default=SGLDConfig.step_size)
+    parser.add_argument("--sgld-noise", type=nonnegative_float, default=SGLDConfig.noise)
+    parser.add_argument("--sgld-restart", type=probability, default=SGLDConfig.restart)
+    parser.add_argument("--buffer-size", type=positive_int, default=SGLDConfig.buffer_size)
+    parser.add_argument("--train-size", type=positive_int, default=None, help="use only this many training images")
+    parser.add_argument("--seed", type=nonnegative_int, default=0)
+    parser.add_argument("--out", type=output_dir, default="runs/gedi_pretrain")
+    parser.add_argument("--checkpoint-every", type=positive_int, default=1000, help="steps between checkpoints")
+    parser.add_argument("--resume", action="store_true", help="continue the run found in --out")
+    parser.add_argument("--log-every", type=positive_int, default=100)
+    parser.add_argument("--no-progress", action="store_true")
+    add_common_arguments(parser)
+    return parser
+
+
+def run(args: argparse.Namespace) -> dict:
+    out = Path(args.out)
+    checkpoint = None
+    if args.resume:
+        if not (out / CHECKPOINT).exists():
+            raise DataError(f"--resume: no checkpoint {out / CHECKPOINT} to continue")
+        checkpoint = load_checkpoint(out / CHECKPOINT, KIND, "cpu")
+        args = resolve_resume(args, checkpoint)
+    (out / "results.json").unlink(missing_ok=True)
+    seed_everything(args.seed)
+    device = torch.device(args.device)
+    train, test = load_mnist("train", args.data_dir, dataset=args.dataset), load_mnist("test", args.data_dir,
+                                                                                        dataset=args.dataset)
+    n_train = min(args.train_size or len(train), len(train))
+    if n_train < args.batch_size:
+        raise DataError(f"--batch-size {args.batch_size} is larger than the {n_train} training images")
+    if args.buffer_size < args.sgld_batch:
+        raise DataError(f"--buffer-size {args.buffer_size} must be at least --sgld-batch {args.sgld_batch}")
+    net = build_network(args.arch).to(device)
+    weights = GEDIWeights(args.gen_weight, args.invariance_weight, args.prior_weight, args.energy_l2)
+    sgld = SGLDConfig(args.sgld_steps, args.sgld_step_size, args.sgld_noise, args.buffer_size, args.sgld_restart)
+    generator = torch.Generator().manual_seed(args.seed)
+    gedi = GEDIObjective(net, (1, 28, 28), GEDIWeights(**asdict(weights)), sgld, device, generator, args.sgld_batch)
+    augment = DigitAugment()
+    optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
+    steps_per_epoch = n_train // args.batch_size
+    loop = LoopConfig(out=out, epochs=math.ceil(args.steps / steps_per_epoch), batch_size=args.batch_size,
+                      max_steps=args.steps, minutes=args.minutes, drop_last=True,
+                      checkpoint_every=args.checkpoint_every, log_every=args.log_every,
+                      progress=not args.no_progress, description=f"gedi {args.dataset}")
+    trainer: Trainer
+
+    def step(batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        images = train.normalized(batch, device)
+        t = trainer.state.step
+        gedi.weights.gen = weights.gen if t >= args.gen_after else 0.0
+        views = augment.scaled((t + 1) / args.aug_warmup) if args.aug_warmup and t < args.aug_warmup else augment
+        data_logits = net(images) if gedi.weights.gen > 0 else None  # only the data energy needs it
+        terms = gedi(views(images, generator), views(images, generator), data_logits)
+        return {"loss": terms.total, **{k: v for k, v in terms.items().items() if k != "total"}}
+
+    trainer = Trainer(loop, n_train, step, {"net": net}, optimizer, generator, None,
+                      {"replay_buffer": gedi.sampler.buffer},
+                      run_info={"kind": KIND, "arch": args.arch, "args": dict(vars(args))})
+    if checkpoint is not None:
+        trainer.load_state_dict(checkpoint)
+    state = trainer.fit()
+
+    clusters = evaluate_clusters(net, test, device)
+    results = {
+        "args": dict(vars(args)),
+        "weights": asdict(weights),
+        "sgld": asdict(sgld),
+        "steps": state.step,
+        "train_seconds": state.seconds,
+        **clusters,
+        "history": state.history,
+    }
+    save_network(out / "mnist_net.pt", net, args.arch, KIND, cluster_to_label=clusters["cluster_to_label"])
+    atomic_write_json(out / "results.json", results)
+    from torchvision.utils import save_image
+
+    save_image(gedi.sampler.buffer.samples[:64].cpu() * 0.5 + 0.5, out / "sgld_samples.png", nrow=8)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    results = run(build_parser().parse_args(argv))
+    print(json.dumps({k: results[k] for k in ("steps", "train_seconds", "nmi", "matched_accuracy", "collapse")},
+                     indent=2), file=sys.stdout)
+    return results

@@ -1,0 +1,284 @@
+"""The one training loop: every task, benchmark and ``train_model`` runs through :class:`Trainer`.
+
+A run is a sequence of steps over shuffled mini-batches of example indices.
+The caller supplies ``step_fn(batch) -> {"loss": total, term: value, ...}``;
+the loop does the rest:
+
+* backward, optimizer and scheduler steps;
+* a NaN guard: a non-finite loss term stops the run with an error naming the
+  step and the term, before it reaches the weights (the last checkpoint stays);
+* a checkpoint every ``checkpoint_every`` steps, at the end of each epoch and
+  at the end, atomically, with everything needed to continue bit for bit:
+  networks, optimizer, scheduler, the torch and data RNG states, the epoch's
+  order and position in it, extra state (e.g. GEDI's replay buffer);
+* SIGINT/SIGTERM: finish the step, save, raise :class:`Interrupted` with a hint;
+* ``metrics.jsonl``: one line per step (loss terms, learning rate, examples/s);
+* a tqdm bar on a terminal, otherwise one plain line every ``log_every`` steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..commands import Interrupted
+from ..errors import NesyError
+from .checkpoint import CHECKPOINT_FORMAT, VERSION, atomic_save
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+
+
+class NonFiniteLoss(NesyError):
+    """A loss term became NaN or infinite."""
+
+
+class Stateful(Protocol):
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+@dataclass
+class LoopConfig:
+    """How long to train and where to keep the run.
+
+    ``epochs`` passes over the data, stopped early by ``max_steps`` updates or
+    ``minutes`` of training (an extra cap; results then depend on machine speed).
+    """
+
+    out: Path
+    epochs: int = 1
+    batch_size: int = 32
+    max_steps: int | None = None
+    minutes: float | None = None
+    drop_last: bool = False
+    checkpoint_every: int | None = None  # steps; None: at the end of every epoch
+    log_every: int = 100
+    progress: bool = True
+    description: str = "train"
+
+
+@dataclass
+class LoopState:
+    step: int = 0
+    epoch: int = 0  # epochs finished
+    position: int = 0  # batches done in the current epoch
+    order: torch.Tensor | None = None  # example order of the current epoch
+    seconds: float = 0.0
+    examples: int = 0
+    epoch_sums: dict[str, float] = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+
+
+class Trainer:
+    """Runs ``step_fn`` over mini-batches of ``range(n_examples)`` with checkpoints and resume."""
+
+    def __init__(
+        self,
+        config: LoopConfig,
+        n_examples: int,
+        step_fn: Callable[[torch.Tensor], Mapping[str, torch.Tensor | float]],
+        modules: Mapping[str, nn.Module],
+        optimizer: torch.optim.Optimizer,
+        generator: torch.Generator,
+        scheduler: Any | None = None,
+        extra_state: Mapping[str, Stateful] | None = None,
+        run_info: Mapping[str, Any] | None = None,
+    ) -> None:
+        if n_examples < 1:
+            raise NesyError("no training examples")
+        self.config, self.n_examples, self.step_fn = config, n_examples, step_fn
+        self.modules, self.optimizer, self.scheduler = dict(modules), optimizer, scheduler
+        self.generator, self.extra_state = generator, dict(extra_state or {})
+        self.run_info = dict(run_info or {})
+        self.state = LoopState()
+        self._stop_signal: int | None = None
+        self.out = Path(config.out)
+
+    # -- sizes ---------------------------------------------------------------------------------------
+    @property
+    def steps_per_epoch(self) -> int:
+        b = self.config.batch_size
+        return self.n_examples // b if self.config.drop_last else -(-self.n_examples // b)
+
+    @property
+    def total_steps(self) -> int:
+        total = self.config.epochs * self.steps_per_epoch
+        return min(total, self.config.max_steps) if self.config.max_steps is not None else total
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / CHECKPOINT
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        s = self.state
+        rng = {"torch": torch.get_rng_state(), "generator": self.generator.get_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "version": VERSION,
+            **self.run_info,
+            "step": s.step, "epoch": s.epoch, "position": s.position, "order": s.order,
+            "seconds": s.seconds, "examples": s.examples, "epoch_sums": dict(s.epoch_sums),
+            "history": list(s.history),
+            "modules": {k: m.state_dict() for k, m in self.modules.items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "extra": {k: v.state_dict() for k, v in self.extra_state.items()},
+            "rng": rng,
+        }
+
+    def save(self) -> Path:
+        atomic_save(self.state_dict(), self.checkpoint_path)
+        return self.checkpoint_path
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a checkpoint made by :meth:`state_dict` (validated by ``load_checkpoint``)."""
+        for name, module in self.modules.items():
+            if name not in state["modules"]:
+                raise NesyError(f"checkpoint has no network {name!r}")
+            module.load_state_dict(state["modules"][name])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        for name, obj in self.extra_state.items():
+            obj.load_state_dict(state["extra"][name])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.generator.set_state(state["rng"]["generator"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.state = LoopState(
+            step=state["step"], epoch=state["epoch"], position=state["position"], order=state["order"],
+            seconds=state["seconds"], examples=state["examples"], epoch_sums=dict(state["epoch_sums"]),
+            history=list(state["history"]),
+        )
+        self._truncate_metrics(self.state.step)
+
+    def _truncate_metrics(self, step: int) -> None:
+        """Drop metric lines of steps after the checkpoint (they will be run again)."""
+        path = self.out / METRICS
+        if not path.exists():
+            return
+        keep = []
+        for line in path.read_text().splitlines():
+            try:
+                if json.loads(line).get("step", 0) <= step:
+                    keep.append(line)
+            except json.JSONDecodeError:
+                break  # a line cut by a kill: everything after it is gone too
+        path.write_text("".join(line + "\n" for line in keep))
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def _finished(self, started: float, seconds_before: float) -> bool:
+        s, c = self.state, self.config
+        if s.step >= self.total_steps or s.epoch >= c.epochs:
+            return True
+        return c.minutes is not None and seconds_before + time.perf_counter() - started >= c.minutes * 60
+
+    def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
+        self._stop_signal = signum
+
+    def fit(self) -> LoopState:
+        """Train until the budget is spent; returns the final loop state (with per-epoch history)."""
+        c, s = self.config, self.state
+        self.out.mkdir(parents=True, exist_ok=True)
+        if s.step == 0:
+            (self.out / METRICS).unlink(missing_ok=True)
+        handlers = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                handlers[sig] = signal.signal(sig, self._on_signal)
+            except ValueError:  # not the main thread: no signal handling
+                pass
+        tty = sys.stderr.isatty()
+        bar = tqdm(total=self.total_steps, initial=s.step, desc=c.description, disable=not (c.progress and tty),
+                   dynamic_ncols=True)
+        started, seconds_before = time.perf_counter(), s.seconds
+        since_checkpoint = 0
+        metrics = open(self.out / METRICS, "a")
+        try:
+            while not self._finished(started, seconds_before):
+                if s.order is None:
+                    s.order = torch.randperm(self.n_examples, generator=self.generator)
+                    s.position, s.epoch_sums = 0, {}
+                b = c.batch_size
+                batch = s.order[s.position * b: (s.position + 1) * b]
+                t0 = time.perf_counter()
+                terms = self.step_fn(batch)
+                values = self._check_finite(terms)
+                self.optimizer.zero_grad(set_to_none=True)
+                terms["loss"].backward()
+                self.optimizer.step()
+                lr = self.optimizer.param_groups[0]["lr"]
+                if self.scheduler is not None:
+                    self.scheduler.step()
+                s.step += 1
+                s.position += 1
+                s.examples += len(batch)
+                since_checkpoint += 1
+                for k, v in values.items():
+                    s.epoch_sums[k] = s.epoch_sums.get(k, 0.0) + v
+                elapsed = time.perf_counter() - t0
+                s.seconds = seconds_before + time.perf_counter() - started
+                record = {"step": s.step, "epoch": s.epoch + 1, **values, "lr": lr,
+                          "examples_per_s": len(batch) / max(elapsed, 1e-9)}
+                metrics.write(json.dumps(record) + "\n")
+                metrics.flush()
+                bar.update(1)
+                if s.step % c.log_every == 0 or s.step == 1:
+                    shown = {k: f"{v:.4g}" for k, v in values.items()}
+                    bar.set_postfix(shown, refresh=False)
+                    if c.progress and not tty:
+                        print(f"{c.description} step {s.step}/{self.total_steps} epoch {s.epoch + 1} "
+                              + " ".join(f"{k} {v}" for k, v in shown.items())
+                              + f" {s.examples / max(s.seconds, 1e-9):,.0f} ex/s", file=sys.stderr, flush=True)
+                end_of_epoch = s.position >= self.steps_per_epoch
+                if end_of_epoch:
+                    s.history.append({"epoch": s.epoch + 1, "steps": s.step, "seconds": s.seconds,
+                                      **{k: v / s.position for k, v in s.epoch_sums.items()}})
+                    s.epoch += 1
+                    s.order = None
+                if (c.checkpoint_every and since_checkpoint >= c.checkpoint_every) or end_of_epoch:
+                    self.save()
+                    since_checkpoint = 0
+                if self._stop_signal is not None:
+                    path = self.save()
+                    name = signal.Signals(self._stop_signal).name
+                    raise Interrupted(f"{name} at step {s.step}; checkpoint saved to {path}; "
+                                      f"continue with the same command and --resume --out {self.out}")
+            if s.order is not None and s.position > 0:  # stopped inside an epoch: record the partial epoch
+                s.history.append({"epoch": s.epoch + 1, "steps": s.step, "seconds": s.seconds, "partial": True,
+                                  **{k: v / s.position for k, v in s.epoch_sums.items()}})
+            self.save()
+        finally:
+            metrics.close()
+            bar.close()
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+        return s
+
+    def _check_finite(self, terms: Mapping[str, torch.Tensor | float]) -> dict[str, float]:
+        if "loss" not in terms:
+            raise NesyError("step_fn must return a 'loss' term")
+        values = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in terms.items()}
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            last = (f"the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path.exists()
+                    else "no checkpoint was written yet")
+            raise NonFiniteLoss(f"step {self.state.step + 1}: loss term {', '.join(repr(k) for k in bad)} is "
+                                f"{values[bad[0]]}; stopped before the update ({last}); "
+                                f"try a smaller --lr")
+        return values
