@@ -1,6 +1,6 @@
 """nesy_gedi: DeepProbLog-style neuro-symbolic learning with batched tensor circuits and GEDI."""
 
-from .errors import DataError, InputError, NesyError, ProgramError, QueryError, UnknownNetworkError
+from .errors import DataError, InputError, NesyError, NoProofError, ProgramError, QueryError, UnknownNetworkError
 from .model import NeSyModel, QueryResult
 from .program import Program
 
@@ -9,6 +9,7 @@ __all__ = [
     "InputError",
     "NeSyModel",
     "NesyError",
+    "NoProofError",
     "Program",
     "ProgramError",
     "QueryError",

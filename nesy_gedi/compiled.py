@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 
 from .circuit import TensorCircuit
-from .errors import QueryError
+from .errors import NoProofError
 from .grounding import Grounder
 from .leaves import LeafTable
 from .program import Program
@@ -18,7 +18,8 @@ from .template import QueryTemplate
 class CompiledQuery:
     """Everything needed to evaluate a template on a batch.
 
-    ``answers[i]`` are the output values of root ``i`` of ``circuit``;
+    ``answers[i]`` are the output values of root ``i`` of ``circuit`` and
+    ``answer_terms[i]`` the ground query term they make;
     ``conditional`` marks that the last root is the evidence (normaliser).
     """
 
@@ -28,6 +29,7 @@ class CompiledQuery:
     table: LeafTable
     conditional: bool
     stats: dict
+    answer_terms: list = None  # type: ignore[assignment]
 
     @classmethod
     def build(
@@ -41,7 +43,7 @@ class CompiledQuery:
         ground = grounder.ground([template.term], evidence or program.evidence)
         answers = [(name, node) for name, node in ground.queries if node is not None]
         if not answers:
-            raise QueryError(f"query {template.term} has no proof in {program.source}")
+            raise NoProofError(f"query {template.term} has no proof in {program.source}")
         ground.queries = answers
         sdd = compile_sdd(ground, domain_sizes)
         start = time.perf_counter()
@@ -64,4 +66,5 @@ class CompiledQuery:
             table=sdd.table,
             conditional=sdd.evidence_root is not None,
             stats=stats,
+            answer_terms=[name for name, _ in answers],
         )

@@ -21,6 +21,10 @@ class QueryError(NesyError):
     """A query is malformed, names an unknown predicate or has no proof."""
 
 
+class NoProofError(QueryError):
+    """A query has no proof: its probability is 0 for every input."""
+
+
 class InputError(NesyError):
     """Tensors given for a query have the wrong names, shapes or batch sizes."""
 

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 import torch
+from problog.logic import Term
 from torch import nn
 
 from .compiled import CompiledQuery
-from .errors import InputError, UnknownNetworkError
+from .errors import InputError, NoProofError, UnknownNetworkError
 from .grounding import Grounder
 from .program import Program
 from .template import QueryTemplate
@@ -172,9 +173,26 @@ class NeSyModel(nn.Module):
         return torch.tensor(indices, dtype=torch.long)
 
     def probabilities(self, query: str) -> dict[tuple, float]:
-        """Exact probability of every answer of a query without tensor inputs."""
-        result = self.forward(query, {})
+        """Exact probability of every answer of a query without tensor inputs.
+
+        A ground query without proof has probability 0 (``{(): 0.0}``); a
+        query with variables and no proof has no answers (``{}``), as in ProbLog.
+        """
+        try:
+            result = self.forward(query, {})
+        except NoProofError:
+            return {} if self._template(query, ()).outputs else {(): 0.0}
         return {a: float(p) for a, p in zip(result.answers, result.log_probs[0].exp())}
+
+    def answer_probabilities(self, query: str) -> list[tuple[Term, float]]:
+        """``(ground answer term, probability)`` for every answer of a query without tensor inputs."""
+        try:
+            compiled = self.compile(query, ())
+        except NoProofError:
+            template = self._template(query, ())
+            return [] if template.outputs else [(template.term, 0.0)]
+        result = self.forward(query, {})
+        return [(t, float(p)) for t, p in zip(compiled.answer_terms, result.log_probs[0].exp())]
 
     def _network_outputs(
         self, compiled: CompiledQuery, template: QueryTemplate, inputs: Mapping[str, torch.Tensor], batch: int

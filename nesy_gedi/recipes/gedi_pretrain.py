@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--minutes", type=positive_float, default=None, help="optional wall-clock cap")
     parser.add_argument("--batch-size", type=positive_int, default=128)
     parser.add_argument("--lr", type=positive_float, default=2e-3)
+    parser.add_argument("--schedule", choices=("cosine", "constant"), default="constant",
+                        help="learning rate: cosine decay to lr/100 over --steps, or constant")
     parser.add_argument("--gen-weight", type=nonnegative_float, default=GEDIWeights.gen)
     parser.add_argument("--invariance-weight", type=nonnegative_float, default=GEDIWeights.invariance)
     parser.add_argument("--prior-weight", type=nonnegative_float, default=GEDIWeights.prior)
@@ -118,7 +120,10 @@ def run(args: argparse.Namespace) -> dict:
         terms = gedi(views(images, generator), views(images, generator), data_logits)
         return {"loss": terms.total, **{k: v for k, v in terms.items().items() if k != "total"}}
 
-    trainer = Trainer(loop, n_train, step, {"net": net}, optimizer, generator, None,
+    scheduler = None
+    if args.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.steps, eta_min=args.lr / 100)
+    trainer = Trainer(loop, n_train, step, {"net": net}, optimizer, generator, scheduler,
                       {"replay_buffer": gedi.sampler.buffer},
                       run_info={"kind": KIND, "arch": args.arch, "args": dict(vars(args))})
     if checkpoint is not None:
