@@ -6,6 +6,15 @@ import torch
 from torch import nn
 
 
+def _mnist_images(x: torch.Tensor, network: str) -> torch.Tensor:
+    """``x`` as ``[batch, 1, 28, 28]`` (``[batch, 28, 28]`` gains the channel), or a ValueError naming ``network``."""
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
+        raise ValueError(f"{network} expects images [batch, 1, 28, 28], got {tuple(x.shape)}")
+    return x
+
+
 class MnistCNN(nn.Module):
     """The MNIST network of DeepProbLog: 2 conv + 3 fully connected layers.
 
@@ -33,11 +42,7 @@ class MnistCNN(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 3:
-            x = x.unsqueeze(1)
-        if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
-            raise ValueError(f"MnistCNN expects images [batch, 1, 28, 28], got {tuple(x.shape)}")
-        return self.classifier(self.encoder(x).flatten(1))
+        return self.classifier(self.encoder(_mnist_images(x, "MnistCNN")).flatten(1))
 
 
 class EnergyCNN(nn.Module):
@@ -64,11 +69,7 @@ class EnergyCNN(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 3:
-            x = x.unsqueeze(1)
-        if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
-            raise ValueError(f"EnergyCNN expects images [batch, 1, 28, 28], got {tuple(x.shape)}")
-        return self.classifier(self.encoder(x).flatten(1))
+        return self.classifier(self.encoder(_mnist_images(x, "EnergyCNN")).flatten(1))
 
 
 ARCHITECTURES = {"mnist_cnn": MnistCNN, "ebm": EnergyCNN}

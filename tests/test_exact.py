@@ -9,15 +9,9 @@ from problog.program import PrologString
 
 from nesy_gedi import NeSyModel, Program, ProgramError, QueryError
 
-ALARM = """
-person(john). person(mary).
-0.7::burglary. 0.2::earthquake.
-0.9::alarm :- burglary, earthquake.
-0.8::alarm :- burglary, \\+earthquake.
-0.1::alarm :- \\+burglary, earthquake.
-0.8::calls(X) :- alarm, person(X).
-0.1::calls(X) :- \\+alarm, person(X).
-"""
+from .programs import ALARM
+
+
 COINS = """
 0.4::heads(1). 0.7::heads(2).
 twoheads :- heads(1), heads(2).
