@@ -1,6 +1,6 @@
 """GEDI pretraining of a digit network on unlabeled images; clustering quality on the test set.
 
-    python tasks/gedi_pretrain.py --out runs/gedi_pretrain          # MNIST, 4,000 steps
+    python tasks/gedi_pretrain.py --out runs/gedi_pretrain          # MNIST, 6,000 steps
     python tasks/gedi_pretrain.py --dataset fashion_mnist --gen-weight 0
 
 The budget is in steps (``--steps``), so a command gives the same result on any
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=list(DATASETS), default="mnist")
     parser.add_argument("--arch", choices=list(ARCHITECTURES), default="mnist_cnn")
-    parser.add_argument("--steps", type=positive_int, default=4000, help="number of updates (default 4000)")
+    parser.add_argument("--steps", type=positive_int, default=6000, help="number of updates (default 6000)")
     parser.add_argument("--minutes", type=positive_float, default=None, help="optional wall-clock cap")
     parser.add_argument("--batch-size", type=positive_int, default=128)
     parser.add_argument("--lr", type=positive_float, default=2e-3)
