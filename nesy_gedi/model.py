@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
@@ -17,6 +18,7 @@ from .program import Program
 from .template import QueryTemplate
 
 Network = Callable[..., torch.Tensor]
+TEMPLATE_CACHE_SIZE = 10_000  # parsed query strings kept (LRU); compiled circuits are kept per template
 
 
 @dataclass
@@ -86,7 +88,7 @@ class NeSyModel(nn.Module):
                 )
         self.grounder = Grounder(program)
         self._compiled: dict[str, CompiledQuery] = {}
-        self._templates: dict[tuple[str, tuple[str, ...]], QueryTemplate] = {}
+        self._templates: OrderedDict[tuple[str, tuple[str, ...]], QueryTemplate] = OrderedDict()
         self._answer_lookup: dict[str, dict[tuple, int]] = {}
 
     def network(self, name: str) -> Network:
@@ -104,8 +106,11 @@ class NeSyModel(nn.Module):
         template = self._templates.get(key)
         if template is None:
             template = QueryTemplate.create(query, inputs)
-            if len(self._templates) < 10_000:
-                self._templates[key] = template
+            self._templates[key] = template
+            if len(self._templates) > TEMPLATE_CACHE_SIZE:  # least recently used first
+                self._templates.popitem(last=False)
+        else:
+            self._templates.move_to_end(key)
         return template
 
     def _compile(self, template: QueryTemplate) -> CompiledQuery:
