@@ -34,29 +34,32 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import linalg
+from torchvision.utils import save_image
 
 from nesy_gedi.commands import add_common_arguments, existing_dir, nonnegative_int, output_dir, positive_int, \
     run_command
 from nesy_gedi.data import load_mnist
 from nesy_gedi.errors import DataError
-from nesy_gedi.gedi import SGLDConfig, auroc, energy_scores, fpr_at_tpr, max_softmax_scores
+from nesy_gedi.gedi import SGLDConfig, ood_report
 from nesy_gedi.gedi.sgld import sample_from_noise
 from nesy_gedi.networks import MnistCNN, build_network
 from nesy_gedi.train.checkpoint import load_weights, network_state
+from nesy_gedi.train.loop import LoopConfig, Trainer
 
 
-def train_judge(train, device, steps: int, seed: int) -> MnistCNN:
-    """A supervised MnistCNN on MNIST train (Adam 1e-3, batch 128)."""
+def train_judge(train, device, steps: int, seed: int, out: Path) -> MnistCNN:
+    """A supervised MnistCNN on MNIST train (Adam 1e-3, batch 128), through the package's training loop."""
     torch.manual_seed(seed)
     net = MnistCNN().to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-    generator = torch.Generator().manual_seed(seed)
-    for step in range(steps):
-        batch = torch.randint(len(train), (128,), generator=generator)
-        loss = F.cross_entropy(net(train.normalized(batch, device)), train.labels[batch].to(device))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+
+    def step(batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"loss": F.cross_entropy(net(train.normalized(batch, device)), train.labels[batch].to(device))}
+
+    loop = LoopConfig(out=out, epochs=-(-steps * 128 // len(train)), batch_size=128, max_steps=steps,
+                      progress=False, description="judge")
+    Trainer(loop, len(train), step, {"net": net}, optimizer, torch.Generator().manual_seed(seed),
+            run_info={"kind": "judge", "arch": "mnist_cnn"}).fit()
     return net.eval()
 
 
@@ -87,15 +90,6 @@ def sample_quality(judge: MnistCNN, samples: torch.Tensor, test_features: np.nda
             "frechet": frechet(features(judge, samples), test_features)}
 
 
-def ood(score, net, inside: torch.Tensor, outsides: dict[str, torch.Tensor]) -> dict:
-    s_in = score(net, inside)
-    out = {}
-    for name, images in outsides.items():
-        s_out = score(net, images)
-        out[name] = {"auroc": auroc(s_in, s_out), "fpr95": fpr_at_tpr(s_in, s_out)}
-    return out
-
-
 def markdown(rows: list[dict], floor: float, baseline: dict) -> str:
     cols = [("nmi", "NMI"), ("matched_accuracy", "matched acc"), ("confident_fraction", "samples conf>=0.9"),
             ("classes_covered", "classes"), ("frechet", "Fréchet"), ("auroc_fashion", "AUROC Fashion"),
@@ -113,7 +107,7 @@ def markdown(rows: list[dict], floor: float, baseline: dict) -> str:
                          f"{statistics.mean(values):.1f} ± {sd:.1f}")
         lines.append(f"| {config} | {len(rs)} | " + " | ".join(cells) + " |")
     for score, results in baseline.items():
-        lines.append(f"| supervised CNN, {score} | 1 | - | - | - | - | - | {results['fashion']['auroc']:.3f} | "
+        lines.append(f"| supervised CNN, {score.replace('_', '-')} | 1 | - | - | - | - | - | {results['fashion']['auroc']:.3f} | "
                      f"{results['noise']['auroc']:.3f} | {results['vflip']['auroc']:.3f} | "
                      f"{results['vflip']['fpr95']:.3f} |")
     lines.append(f"\nFréchet floor (MNIST test vs train features of the judge): {floor:.2f}\n")
@@ -147,13 +141,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     outsides = {"fashion": fashion.normalized(None, device),
                 "noise": (torch.rand(10000, 1, 28, 28, generator=generator) * 2 - 1).to(device),
                 "vflip": inside.flip(-2)}
-    judge = train_judge(train, device, args.judge_steps, args.seed)
+    judge = train_judge(train, device, args.judge_steps, args.seed, out / "judge")
     with torch.no_grad():
         judge_acc = float((judge(inside).argmax(1).cpu() == test.labels).float().mean())
     test_features = features(judge, inside)
     floor = frechet(test_features, features(judge, train.normalized(torch.arange(10000), device)))
-    baseline = {"max-softmax": ood(max_softmax_scores, judge, inside, outsides),
-                "energy": ood(energy_scores, judge, inside, outsides)}
+    baseline = ood_report(judge, inside, outsides, ("max_softmax", "energy"))
     print(json.dumps({"judge_test_accuracy": judge_acc, "frechet_floor": floor, "baseline": baseline}), flush=True)
 
     sgld = SGLDConfig(step_size=args.sgld_step_size, noise=args.sgld_noise)
@@ -166,10 +159,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         load_weights(net, weights, run / "mnist_net.pt", arch)
         net.eval()
         samples = sample_from_noise(net, args.samples, (1, 28, 28), sgld, args.sgld_steps, generator, device)
-        from torchvision.utils import save_image
-
         save_image(samples[:100].cpu() * 0.5 + 0.5, out / f"samples_{run.parent.name}_{run.name}.png", nrow=10)
-        detection = ood(energy_scores, net, inside, outsides)
+        detection = ood_report(net, inside, outsides, ("energy",))["energy"]
         row = {"config": run.parent.name, "run": str(run), "seed": results["args"].get("seed"),
                "nmi": results["nmi"], "matched_accuracy": results["matched_accuracy"],
                **sample_quality(judge, samples, test_features),

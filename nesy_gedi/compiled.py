@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from problog.logic import Term
+
 from .circuit import TensorCircuit
 from .errors import NoProofError
 from .grounding import Grounder
@@ -29,7 +31,7 @@ class CompiledQuery:
     table: LeafTable
     conditional: bool
     stats: dict
-    answer_terms: list = None  # type: ignore[assignment]
+    answer_terms: list[Term]
 
     @classmethod
     def build(

@@ -183,21 +183,21 @@ class NeSyModel(nn.Module):
         A ground query without proof has probability 0 (``{(): 0.0}``); a
         query with variables and no proof has no answers (``{}``), as in ProbLog.
         """
-        try:
-            result = self.forward(query, {})
-        except NoProofError:
-            return {} if self._template(query, ()).outputs else {(): 0.0}
-        return {a: float(p) for a, p in zip(result.answers, result.log_probs[0].exp())}
+        return {values: p for values, _, p in self._answers_without_inputs(query)}
 
     def answer_probabilities(self, query: str) -> list[tuple[Term, float]]:
         """``(ground answer term, probability)`` for every answer of a query without tensor inputs."""
+        return [(term, p) for _, term, p in self._answers_without_inputs(query)]
+
+    def _answers_without_inputs(self, query: str) -> list[tuple[tuple, Term, float]]:
+        """``(answer values, ground term, probability)`` per answer; a ground query without proof has one, with 0."""
         try:
             compiled = self.compile(query, ())
         except NoProofError:
             template = self._template(query, ())
-            return [] if template.outputs else [(template.term, 0.0)]
-        result = self.forward(query, {})
-        return [(t, float(p)) for t, p in zip(compiled.answer_terms, result.log_probs[0].exp())]
+            return [] if template.outputs else [((), template.term, 0.0)]
+        probs = self.forward(query, {}).log_probs[0].exp().tolist()
+        return list(zip(compiled.answers, compiled.answer_terms, probs))
 
     def _network_outputs(
         self, compiled: CompiledQuery, template: QueryTemplate, inputs: Mapping[str, torch.Tensor], batch: int
@@ -215,7 +215,7 @@ class NeSyModel(nn.Module):
             names_of[name] = [tuple(template.input_name(calls[i].inputs[j]) for j in range(arity)) for i in indices]
             args = []
             for j in range(arity):
-                tensors = [inputs[template.input_name(calls[i].inputs[j])] for i in indices]
+                tensors = [inputs[names[j]] for names in names_of[name]]
                 args.append(tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim=0))
             try:
                 logits = self.network(name)(*args)

@@ -115,7 +115,7 @@ def load_mnist(split: str = "train", data_dir: str | os.PathLike | None = None, 
         raise DataError(f"unknown MNIST split {split!r}; use 'train' or 'test'")
     if dataset not in DATASETS:
         raise DataError(f"unknown dataset {dataset!r}; use {' or '.join(DATASETS)}")
-    folder, name = DATASETS[dataset][0], DATASETS[dataset][0]
+    folder = DATASETS[dataset][0]
     directory = resolve_data_dir(data_dir)
     explicit = directory is not None
     if directory is None:
@@ -125,16 +125,16 @@ def load_mnist(split: str = "train", data_dir: str | os.PathLike | None = None, 
         missing = [stem for stem, p in zip(FILES[split], paths) if p is None]
         if explicit or not download:
             raise DataError(
-                f"{name} {split} files {', '.join(missing)} (.gz or plain) not found in {directory} "
+                f"{folder} {split} files {', '.join(missing)} (.gz or plain) not found in {directory} "
                 f"(looked in {directory / folder / 'raw'}, {directory / 'raw'} and {directory})"
             )
         _download(directory, dataset)
         paths = [find_idx(directory, stem, folder) for stem in FILES[split]]
         if None in paths:
-            raise DataError(f"download into {directory} did not produce the {name} {split} files")
+            raise DataError(f"download into {directory} did not produce the {folder} {split} files")
     images, labels = read_idx(paths[0]), read_idx(paths[1])
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
-        raise DataError(f"{name} {split}: images {images.shape} and labels {labels.shape} do not match")
+        raise DataError(f"{folder} {split}: images {images.shape} and labels {labels.shape} do not match")
     if tuple(images.shape[1:]) != (28, 28):
         raise DataError(f"{paths[0]}: images are {tuple(images.shape[1:])}, expected 28x28")
     return MnistSplit(torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64)), split)

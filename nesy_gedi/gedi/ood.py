@@ -56,13 +56,17 @@ def fpr_at_tpr(in_scores, out_scores, tpr: float = 0.95) -> float:
     return float((neg >= threshold).mean())
 
 
-def ood_report(net: nn.Module, in_images: torch.Tensor, out_sets: dict[str, torch.Tensor]) -> dict[str, dict]:
-    """AUROC and FPR@95%TPR of energy and max-softmax scores for each OOD set."""
-    report = {}
-    for name, score in (("energy", energy_scores), ("max_softmax", max_softmax_scores)):
-        inside = score(net, in_images)
+SCORES = {"energy": energy_scores, "max_softmax": max_softmax_scores}
+
+
+def ood_report(net: nn.Module, in_images: torch.Tensor, out_sets: dict[str, torch.Tensor],
+               scores: tuple[str, ...] = ("energy", "max_softmax")) -> dict[str, dict[str, dict[str, float]]]:
+    """``report[score][ood_set] = {"auroc": ..., "fpr95": ...}`` for each score of :data:`SCORES`."""
+    report: dict[str, dict[str, dict[str, float]]] = {}
+    for name in scores:
+        inside = SCORES[name](net, in_images)
         for ood_name, images in out_sets.items():
-            outside = score(net, images)
-            report.setdefault(ood_name, {})[name] = {"auroc": auroc(inside, outside),
-                                                      "fpr95": fpr_at_tpr(inside, outside)}
+            outside = SCORES[name](net, images)
+            report.setdefault(name, {})[ood_name] = {"auroc": auroc(inside, outside),
+                                                     "fpr95": fpr_at_tpr(inside, outside)}
     return report

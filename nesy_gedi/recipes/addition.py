@@ -35,11 +35,11 @@ from ..errors import DataError
 from ..gedi import GEDIObjective, GEDIWeights, SGLDConfig
 from ..model import NeSyModel
 from ..networks import ARCHITECTURES, OneHot, build_network
-from ..train.checkpoint import atomic_write_json, load_checkpoint, load_weights, network_state, save_network
+from ..train.checkpoint import atomic_write_json, load_weights, network_state, save_network
 from ..train.evaluate import evaluate_addition
 from ..train.losses import entropy_regulariser, nesy_nll
-from ..train.loop import CHECKPOINT, LoopConfig, Trainer
-from .common import resolve_resume, seed_everything
+from ..train.loop import LoopConfig, Trainer
+from .common import begin_run, seed_everything
 
 KIND = "mnist_add"
 PROGRAMS = Path(__file__).resolve().parents[2] / "programs"
@@ -128,20 +128,14 @@ def load_pretrained(net: torch.nn.Module, path: str | Path, arch: str, keep_head
 
 def run(args: argparse.Namespace) -> dict:
     """Train and evaluate; returns (and writes) the results dict."""
+    args, checkpoint = begin_run(args, KIND)
     out = Path(args.out)
-    checkpoint = None
-    if args.resume:
-        checkpoint = load_checkpoint(out / CHECKPOINT, KIND, "cpu") if (out / CHECKPOINT).exists() else None
-        if checkpoint is None:
-            raise DataError(f"--resume: no checkpoint {out / CHECKPOINT} to continue")
-        args = resolve_resume(args, checkpoint)
     if args.pairs != "all" and args.n_digits != 1:
         raise DataError("--pairs needs --n-digits 1")
     if args.gedi_weight > 0 and SGLDConfig.buffer_size < 2 * args.n_digits * args.batch_size:
         raise DataError(f"--gedi-weight with --batch-size {args.batch_size} and --n-digits {args.n_digits} needs "
                         f"{2 * args.n_digits * args.batch_size} SGLD chains, more than the replay buffer's "
                         f"{SGLDConfig.buffer_size}; use a smaller --batch-size")
-    (out / "results.json").unlink(missing_ok=True)  # never leave an older success next to a failed run
     seed_everything(args.seed)
     device = torch.device(args.device)
     train_split, test_split = load_mnist("train", args.data_dir), load_mnist("test", args.data_dir)
@@ -161,7 +155,7 @@ def run(args: argparse.Namespace) -> dict:
     loop = LoopConfig(out=out, epochs=args.epochs, batch_size=args.batch_size, max_steps=args.max_steps,
                       checkpoint_every=args.checkpoint_every, log_every=args.log_every,
                       progress=not args.no_progress, description=f"mnist_add N={args.n_digits}")
-    steps = min(args.epochs * -(-len(train) // args.batch_size), args.max_steps or 1 << 62)
+    steps = loop.total_steps(len(train))
     scheduler = None
     if args.schedule == "onecycle" and steps >= 20:  # too few steps for warm-up and decay: constant
         scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=steps, pct_start=0.1)
@@ -192,14 +186,14 @@ def run(args: argparse.Namespace) -> dict:
         return {"loss": loss, **terms}
 
     trainer = Trainer(loop, len(train), step, {"net": net}, optimizer, generator, scheduler, extra,
-                      run_info={"kind": KIND, "arch": args.arch, "args": _jsonable(vars(args))})
+                      run_info={"kind": KIND, "arch": args.arch, "args": dict(vars(args))})
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint)
     state = trainer.fit()
 
     metrics = evaluate_addition(net, test, device, concepts=True)
     results = {
-        "args": _jsonable(vars(args)),
+        "args": dict(vars(args)),
         "steps": state.step,
         "train_examples": state.examples,
         "train_seconds": state.seconds,
@@ -214,10 +208,6 @@ def run(args: argparse.Namespace) -> dict:
     save_network(out / "mnist_net.pt", net, args.arch, KIND)
     atomic_write_json(out / "results.json", results)
     return results
-
-
-def _jsonable(d: dict) -> dict:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
 
 
 def summary(results: dict) -> dict:

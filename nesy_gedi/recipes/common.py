@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..errors import DataError
+from ..train.checkpoint import load_checkpoint
+from ..train.loop import CHECKPOINT
 
 # flags that may differ between a run and its resumption (they do not change what is computed)
 RESUME_OVERRIDES = ("resume", "debug", "no_progress", "log_every", "device", "data_dir", "out", "checkpoint_every")
@@ -23,3 +28,20 @@ def resolve_resume(args: argparse.Namespace, checkpoint: dict) -> argparse.Names
     saved = dict(checkpoint.get("args") or {})
     merged = {**vars(args), **{k: v for k, v in saved.items() if k not in RESUME_OVERRIDES}}
     return argparse.Namespace(**merged)
+
+
+def begin_run(args: argparse.Namespace, kind: str) -> tuple[argparse.Namespace, dict | None]:
+    """The arguments and checkpoint to start from, for a fresh run or ``--resume``.
+
+    Deletes an older ``results.json`` in ``--out``, so that a run that fails never
+    leaves a success behind.
+    """
+    out = Path(args.out)
+    checkpoint = None
+    if args.resume:
+        if not (out / CHECKPOINT).exists():
+            raise DataError(f"--resume: no checkpoint {out / CHECKPOINT} to continue")
+        checkpoint = load_checkpoint(out / CHECKPOINT, kind, "cpu")
+        args = resolve_resume(args, checkpoint)
+    (out / "results.json").unlink(missing_ok=True)
+    return args, checkpoint

@@ -35,10 +35,10 @@ from ..data.mnist import DATASETS
 from ..errors import DataError
 from ..gedi import GEDIObjective, GEDIWeights, SGLDConfig
 from ..networks import ARCHITECTURES, build_network
-from ..train.checkpoint import atomic_write_json, load_checkpoint, save_network
+from ..train.checkpoint import atomic_write_json, save_network
 from ..train.evaluate import evaluate_clusters
-from ..train.loop import CHECKPOINT, LoopConfig, Trainer
-from .common import resolve_resume, seed_everything
+from ..train.loop import LoopConfig, Trainer
+from .common import begin_run, seed_everything
 
 KIND = "gedi_pretrain"
 
@@ -80,14 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> dict:
+    args, checkpoint = begin_run(args, KIND)
     out = Path(args.out)
-    checkpoint = None
-    if args.resume:
-        if not (out / CHECKPOINT).exists():
-            raise DataError(f"--resume: no checkpoint {out / CHECKPOINT} to continue")
-        checkpoint = load_checkpoint(out / CHECKPOINT, KIND, "cpu")
-        args = resolve_resume(args, checkpoint)
-    (out / "results.json").unlink(missing_ok=True)
     seed_everything(args.seed)
     device = torch.device(args.device)
     train, test = load_mnist("train", args.data_dir, dataset=args.dataset), load_mnist("test", args.data_dir,

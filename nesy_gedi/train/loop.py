@@ -68,6 +68,15 @@ class LoopConfig:
     progress: bool = True
     description: str = "train"
 
+    def steps_per_epoch(self, n_examples: int) -> int:
+        b = self.batch_size
+        return n_examples // b if self.drop_last else -(-n_examples // b)
+
+    def total_steps(self, n_examples: int) -> int:
+        """Updates a run over ``n_examples`` makes (before any ``minutes`` cap), e.g. for a schedule."""
+        total = self.epochs * self.steps_per_epoch(n_examples)
+        return min(total, self.max_steps) if self.max_steps is not None else total
+
 
 @dataclass
 class LoopState:
@@ -109,13 +118,11 @@ class Trainer:
     # -- sizes ---------------------------------------------------------------------------------------
     @property
     def steps_per_epoch(self) -> int:
-        b = self.config.batch_size
-        return self.n_examples // b if self.config.drop_last else -(-self.n_examples // b)
+        return self.config.steps_per_epoch(self.n_examples)
 
     @property
     def total_steps(self) -> int:
-        total = self.config.epochs * self.steps_per_epoch
-        return min(total, self.config.max_steps) if self.config.max_steps is not None else total
+        return self.config.total_steps(self.n_examples)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -247,28 +254,33 @@ class Trainer:
                               + f" {s.examples / max(s.seconds, 1e-9):,.0f} ex/s", file=sys.stderr, flush=True)
                 end_of_epoch = s.position >= self.steps_per_epoch
                 if end_of_epoch:
-                    s.history.append({"epoch": s.epoch + 1, "steps": s.step, "seconds": s.seconds,
-                                      **{k: v / s.position for k, v in s.epoch_sums.items()}})
+                    s.history.append(self._epoch_record())
                     s.epoch += 1
                     s.order = None
                 if (c.checkpoint_every and since_checkpoint >= c.checkpoint_every) or end_of_epoch:
                     self.save()
                     since_checkpoint = 0
                 if self._stop_signal is not None:
-                    path = self.save()
+                    path = self.save() if since_checkpoint else self.checkpoint_path
                     name = signal.Signals(self._stop_signal).name
                     raise Interrupted(f"{name} at step {s.step}; checkpoint saved to {path}; "
                                       f"continue with the same command and --resume --out {self.out}")
+            if since_checkpoint:  # the last step was not checkpointed yet
+                self.save()
             if s.order is not None and s.position > 0:  # stopped inside an epoch: record the partial epoch
-                s.history.append({"epoch": s.epoch + 1, "steps": s.step, "seconds": s.seconds, "partial": True,
-                                  **{k: v / s.position for k, v in s.epoch_sums.items()}})
-            self.save()
+                s.history.append(self._epoch_record(partial=True))  # in the result only, never in a checkpoint
         finally:
             metrics.close()
             bar.close()
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
         return s
+
+    def _epoch_record(self, partial: bool = False) -> dict:
+        """Mean loss terms of the current epoch so far, for ``history``."""
+        s = self.state
+        return {"epoch": s.epoch + 1, "steps": s.step, "seconds": s.seconds, **({"partial": True} if partial else {}),
+                **{k: v / s.position for k, v in s.epoch_sums.items()}}
 
     def _check_finite(self, terms: Mapping[str, torch.Tensor | float]) -> dict[str, float]:
         if "loss" not in terms:
