@@ -27,17 +27,14 @@ def show(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     program = Program.from_file(args.program)
     model = NeSyModel(program, {})
-    answers: dict[str, float] = {}
+    answers = {str(term): p for term, p in model.program_probabilities()}
     stats: dict[str, dict] = {}
-    for query in program.queries:
-        for term, p in model.answer_probabilities(str(query)):
-            answers[str(term)] = p
-        if args.stats:
-            try:
-                s = model.compile(str(query), ()).stats
-            except NoProofError:
-                continue
-            stats[str(query)] = {k: s[k] for k in ("nodes", "edges")} | {"compile_s": s["ground_s"] + s["sdd_s"]}
+    for query in model.grounder.queries if args.stats else ():
+        try:
+            s = model.compile(str(query), ()).stats
+        except NoProofError:
+            continue
+        stats[str(query)] = {k: s[k] for k in ("nodes", "edges")} | {"compile_s": s["ground_s"] + s["sdd_s"]}
     if args.format == "json":
         print(json.dumps({"probabilities": answers, **({"circuits": stats} if args.stats else {})}, indent=2))
         return

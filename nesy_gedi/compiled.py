@@ -42,7 +42,7 @@ class CompiledQuery:
         domain_sizes: dict[str, int],
         evidence=None,
     ) -> "CompiledQuery":
-        ground = grounder.ground([template.term], evidence or program.evidence)
+        ground = grounder.ground([template.term], evidence if evidence is not None else grounder.evidence)
         answers = [(name, node) for name, node in ground.queries if node is not None]
         if not answers:
             raise NoProofError(f"query {template.term} has no proof in {program.source}")

@@ -114,6 +114,20 @@ class LeafTable:
             if len(neural):
                 parts.append(flat.index_select(0, neural))
             for idx in sums:
-                parts.append(torch.logsumexp(flat.index_select(0, idx), dim=0, keepdim=True))
+                parts.append(_logsumexp_rows(flat.index_select(0, idx)))
         table = torch.cat(parts, dim=0)
         return table if order is None else table.index_select(0, order)
+
+
+def _logsumexp_rows(rows: torch.Tensor) -> torch.Tensor:
+    """``log sum exp`` over dim 0 whose gradient stays finite (0) where every row is ``-inf``.
+
+    ``torch.logsumexp`` back-propagates NaN through an all ``-inf`` column, e.g. a
+    network that gives probability 0 to every value of a "none of these" row.
+    """
+    top = rows.amax(dim=0, keepdim=True)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top)).detach()
+    total = torch.exp(rows - top).sum(dim=0, keepdim=True)
+    positive = total > 0
+    safe = torch.where(positive, total, torch.ones_like(total))
+    return torch.where(positive, torch.log(safe) + top, torch.full_like(total, float("-inf")))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import torch
 from problog.logic import Term
@@ -18,6 +18,7 @@ from .program import Program
 from .template import QueryTemplate
 
 Network = Callable[..., torch.Tensor]
+Evidence = Sequence[tuple[str, bool]]  # (atom, observed value) pairs
 TEMPLATE_CACHE_SIZE = 10_000  # parsed query strings kept (LRU); compiled circuits are kept per template
 
 
@@ -88,7 +89,7 @@ class NeSyModel(nn.Module):
                 )
         self.grounder = Grounder(program)
         self._compiled: dict[str, CompiledQuery] = {}
-        self._templates: OrderedDict[tuple[str, tuple[str, ...]], QueryTemplate] = OrderedDict()
+        self._templates: OrderedDict[tuple, QueryTemplate] = OrderedDict()
         self._answer_lookup: dict[str, dict[tuple, int]] = {}
 
     def network(self, name: str) -> Network:
@@ -96,16 +97,17 @@ class NeSyModel(nn.Module):
             return self.networks[name]
         return self._functions[name]
 
-    def compile(self, query: str, inputs: list[str] | tuple[str, ...]) -> CompiledQuery:
+    def compile(self, query: str, inputs: list[str] | tuple[str, ...], evidence: Evidence = ()) -> CompiledQuery:
         """Ground and compile ``query`` once per template (cached)."""
-        return self._compile(self._template(query, tuple(inputs)))
+        return self._compile(self._template(query, tuple(inputs), evidence))
 
-    def _template(self, query: str, inputs: tuple[str, ...]) -> QueryTemplate:
+    def _template(self, query: str, inputs: tuple[str, ...], evidence: Evidence = ()) -> QueryTemplate:
         """Parse and abstract ``query`` (cached: training repeats the same query strings)."""
-        key = (query, inputs)
+        evidence = tuple((str(a), bool(v)) for a, v in (evidence or ()))
+        key = (query, inputs, evidence)
         template = self._templates.get(key)
         if template is None:
-            template = QueryTemplate.create(query, inputs)
+            template = QueryTemplate.create(query, inputs, evidence)
             self._templates[key] = template
             if len(self._templates) > TEMPLATE_CACHE_SIZE:  # least recently used first
                 self._templates.popitem(last=False)
@@ -115,8 +117,9 @@ class NeSyModel(nn.Module):
 
     def _compile(self, template: QueryTemplate) -> CompiledQuery:
         if template.key not in self._compiled:
+            evidence = self.grounder.evidence + list(template.evidence) if template.evidence else None
             self._compiled[template.key] = CompiledQuery.build(
-                self.program, self.grounder, template, self.domain_sizes
+                self.program, self.grounder, template, self.domain_sizes, evidence
             )
         return self._compiled[template.key]
 
@@ -124,13 +127,15 @@ class NeSyModel(nn.Module):
     def compiled(self) -> dict[str, CompiledQuery]:
         return dict(self._compiled)
 
-    def forward(self, query: str, inputs: Mapping[str, torch.Tensor]) -> QueryResult:
+    def forward(self, query: str, inputs: Mapping[str, torch.Tensor], evidence: Evidence = ()) -> QueryResult:
         """Evaluate ``query`` for a batch.
 
         ``inputs`` maps query variables (``X``) or tensor terms of the query
         (``tensor(a)`` as ``"a"`` or ``"tensor(a)"``) to ``[batch, ...]`` tensors.
+        ``evidence`` (``[("digit(X, 3)", True), ...]``) conditions this query on
+        atoms that may use the same inputs, next to the program's own evidence.
         """
-        template = self._template(query, tuple(inputs))
+        template = self._template(query, tuple(inputs), evidence)
         compiled = self._compile(template)
         batch = _batch_size(inputs, query)
         outputs, logits, call_inputs = self._network_outputs(compiled, template, inputs, batch)
@@ -143,6 +148,13 @@ class NeSyModel(nn.Module):
         leaves = compiled.table.evaluate(outputs, batch, device, dtype)
         roots = compiled.circuit(leaves)
         if compiled.conditional:
+            impossible = torch.isneginf(roots[:, -1]).nonzero().flatten().tolist()
+            if impossible:
+                raise InputError(
+                    f"the evidence of {query} is impossible (probability 0) for batch element(s) "
+                    f"{', '.join(map(str, impossible[:10]))}{' ...' if len(impossible) > 10 else ''}: "
+                    "the conditional probability is undefined"
+                )
             roots = roots[:, :-1] - roots[:, -1:]
         return QueryResult(compiled.answers, roots, logits, call_inputs)
 
@@ -170,10 +182,14 @@ class NeSyModel(nn.Module):
         if lookup is None:
             lookup = self._answer_lookup[compiled.template.key] = {a: i for i, a in enumerate(compiled.answers)}
         indices = []
-        for v in values:
+        for example, v in enumerate(values):
             key = v if isinstance(v, tuple) else (v,)
             if key not in lookup:
-                raise InputError(f"{query} has no proof for answer {v}")
+                known = ", ".join(str(a[0] if len(a) == 1 else a) for a in list(lookup)[:20])
+                raise InputError(
+                    f"example {example}: {query} has no proof for answer {v}, so it cannot be a training "
+                    f"target (answers with a proof: {known}{' ...' if len(lookup) > 20 else ''})"
+                )
             indices.append(lookup[key])
         return torch.tensor(indices, dtype=torch.long)
 
@@ -185,6 +201,17 @@ class NeSyModel(nn.Module):
         """
         return {values: p for values, _, p in self._answers_without_inputs(query)}
 
+    def program_probabilities(self) -> list[tuple[Term, float]]:
+        """Every query of the program (``query/1`` facts and rules) with its answers, as ProbLog reports them.
+
+        A query with variables and no answer is reported once, as written, with probability 0.
+        """
+        found: list[tuple[Term, float]] = []
+        for query in self.grounder.queries:
+            answers = self.answer_probabilities(str(query))
+            found.extend(answers if answers else [(query, 0.0)])
+        return found
+
     def answer_probabilities(self, query: str) -> list[tuple[Term, float]]:
         """``(ground answer term, probability)`` for every answer of a query without tensor inputs."""
         return [(term, p) for _, term, p in self._answers_without_inputs(query)]
@@ -194,6 +221,8 @@ class NeSyModel(nn.Module):
         try:
             compiled = self.compile(query, ())
         except NoProofError:
+            if self.grounder.evidence:  # P(query | evidence) = 0 only if the evidence is possible
+                self.forward("true", {})
             template = self._template(query, ())
             return [] if template.outputs else [((), template.term, 0.0)]
         probs = self.forward(query, {}).log_probs[0].exp().tolist()

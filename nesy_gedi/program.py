@@ -13,6 +13,12 @@ Both are rewritten into plain ProbLog whose probability labels are symbolic
 terms ``'$nn'(Net, Inputs, I)`` (index ``I`` into the domain) and
 ``'$nnf'(Net, Inputs)``; the compiled circuits later turn those labels into
 columns of the networks' output.
+
+``:- consult(File).`` and ``:- use_module(File).`` are followed here, relative
+to the including file (as ProbLog does), so neural annotations, queries and
+evidence of included files count; ``use_module(library(L))`` is left to
+ProbLog.  ``query/1`` and ``evidence/1,2`` facts are collected; *rules* for
+them (``query(p(X)) :- a(X).``) are kept for the grounder to resolve.
 """
 
 from __future__ import annotations
@@ -81,7 +87,11 @@ class Program:
         self.problog_program = SimpleProgram()
         self.queries: list[Term] = []
         self.evidence: list[tuple[Term, bool]] = []
-        self._parse(_expand_ranges(text))
+        self.query_rules: list[Clause] = []  # query/1 and evidence/1,2 defined by rules
+        self._consulted: set[Path] = set()
+        if source != "<string>":
+            self._consulted.add(Path(source).resolve())
+        self._parse(_expand_ranges(text), source)
 
     @classmethod
     def from_file(cls, path: str | Path) -> "Program":
@@ -106,36 +116,38 @@ class Program:
     def networks(self) -> set[str]:
         return {n.network for n in self.neural}
 
-    def _where(self, parsed: PrologString, statement: Term) -> str:
+    def _where(self, parsed: PrologString, statement: Term, source: str) -> str:
         location = getattr(statement, "location", None)
         try:
             line_col = parsed.lineno(location) if location is not None else None
         except Exception:  # pragma: no cover - location info is best effort
             line_col = None
         if line_col:
-            return f"{self.source}:{line_col[-2]}:{line_col[-1]}"
-        return self.source
+            return f"{source}:{line_col[-2]}:{line_col[-1]}"
+        return source
 
-    def _parse(self, text: str) -> None:
+    def _parse(self, text: str, source: str) -> None:
         try:
             parsed = PrologString(text)
             statements = list(parsed)
         except ProbLogError as exc:
-            raise ProgramError(f"cannot parse {self.source}: {exc}") from None
+            raise ProgramError(f"cannot parse {source}: {exc}") from None
         for statement in statements:
-            where = self._where(parsed, statement)
+            where = self._where(parsed, statement, source)
             try:
-                self._add(statement, where)
+                self._add(statement, where, source)
             except ProgramError:
                 raise
             except ProbLogError as exc:
                 raise ProgramError(f"{where}: {exc}") from None
 
-    def _add(self, statement: Term, where: str) -> None:
+    def _add(self, statement: Term, where: str, source: str) -> None:
         if isinstance(statement, Clause):
             head, body = statement.head, statement.body
         else:
             head, body = statement, None
+        if body is not None and head.functor == "_directive" and self._directive(body, where, source):
+            return
         label = getattr(head, "probability", None)
         if isinstance(label, Term) and label.functor == "nn":
             self._add_neural(head, body, label, where)
@@ -144,8 +156,42 @@ class Program:
             self.queries.append(head.args[0])
         elif body is None and type(head) is Term and head.functor == "evidence":
             self.evidence.append(_evidence_of(head, where))
+        elif body is not None and (head.functor, head.arity) in {("query", 1), ("evidence", 1), ("evidence", 2)}:
+            self.query_rules.append(statement)
         else:
             self.problog_program.add_statement(statement)
+
+    def _directive(self, body: Term, where: str, source: str) -> bool:
+        """Follow ``consult/1`` and file ``use_module/1``; ``True`` when handled here."""
+        if body.arity != 1 or body.functor not in ("consult", "use_module"):
+            return False
+        target = body.args[0]
+        if body.functor == "use_module" and target.functor == "library":
+            return False  # ProbLog's own libraries
+        try:
+            files = term2list(target, deep=False) if target.functor == "." else [target]
+        except Exception:
+            raise ProgramError(f"{where}: cannot read the file list of {body}") from None
+        base = Path(source).parent if source != "<string>" else Path.cwd()
+        for file in files:
+            self._consult(base, file, where)
+        return True
+
+    def _consult(self, base: Path, file: Term, where: str) -> None:
+        name = str(file.value if isinstance(file, Constant) else file).strip("'\"")
+        candidates = [base / name, base / (name + ".pl")]
+        path = next((c for c in candidates if c.is_file()), None)
+        if path is None:
+            raise ProgramError(f"{where}: consulted file not found: {candidates[0]} (nor {candidates[1].name})")
+        path = path.resolve()
+        if path in self._consulted:  # a file is loaded once, as in ProbLog
+            return
+        self._consulted.add(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProgramError(f"{where}: cannot read consulted file {path}: {exc}") from None
+        self._parse(_expand_ranges(text), str(path))
 
     def _add_neural(self, head: Term, body: Term | None, label: Term, where: str) -> None:
         if label.arity not in (2, 4):

@@ -84,6 +84,13 @@ def to_python(term: Term) -> object:
     return str(term)
 
 
+class _Renaming(dict):
+    """Substitution that leaves unmapped variables as they are."""
+
+    def __missing__(self, key: str) -> Var:
+        return Var(key)
+
+
 @dataclass(frozen=True)
 class QueryTemplate:
     """A query whose input variables are replaced by placeholders ``'$in'(k)``."""
@@ -91,17 +98,27 @@ class QueryTemplate:
     term: Term
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
+    evidence: tuple[tuple[Term, bool], ...] = ()
 
     @classmethod
-    def create(cls, query: str | Term, inputs: list[str] | tuple[str, ...]) -> "QueryTemplate":
-        """Abstract the tensor inputs of ``query``.
+    def create(
+        cls,
+        query: str | Term,
+        inputs: list[str] | tuple[str, ...],
+        evidence: list[tuple[str | Term, bool]] | tuple = (),
+    ) -> "QueryTemplate":
+        """Abstract the tensor inputs of ``query`` (and of per-query ``evidence``).
 
         An input is named either by a query variable (``X``) or by a DeepProbLog
         style tensor term of the query (``tensor(a)``, named ``"tensor(a)"`` or ``"a"``).
+        ``evidence`` holds ``(atom, value)`` pairs that condition this query only;
+        they may use the same inputs but no other variables.
         """
         term = parse_term(query) if isinstance(query, str) else query
-        names = _variables(term)
-        tensors = _tensor_terms(term)
+        observed = [(parse_term(a) if isinstance(a, str) else a, bool(v)) for a, v in evidence]
+        both = Term("$q", term, *(a for a, _ in observed))
+        names = _variables(both)
+        tensors = _tensor_terms(both)
         known = set(names) | {str(t) for t in tensors} | {str(t.args[0]) for t in tensors}
         missing = [name for name in inputs if name not in known]
         if missing:
@@ -129,11 +146,21 @@ class QueryTemplate:
             return t
 
         abstracted = abstract(term)
-        return cls(abstracted, tuple(order), tuple(outputs))
+        query_outputs = tuple(outputs)
+        observed = tuple((abstract(a), v) for a, v in observed)
+        if len(outputs) != len(query_outputs):
+            free = ", ".join(outputs[len(query_outputs):])
+            raise InputError(f"evidence of query {term} has variable(s) {free} that are not inputs; evidence must be ground")
+        return cls(abstracted, tuple(order), query_outputs, observed)
 
     @property
     def key(self) -> str:
-        return str(self.term)
+        """Canonical text: output variables renamed by position, so ``p(X)`` and ``p(Y)`` share a circuit."""
+        renamed = _Renaming({name: Var(f"_O{i}") for i, name in enumerate(self.outputs) if name != "_"})
+        text = str(self.term.apply(renamed))
+        if self.evidence:
+            text += " | " + ", ".join(f"{a}={'true' if v else 'false'}" for a, v in self.evidence)
+        return text
 
     def answer_values(self, answer: Term) -> tuple:
         """Values of the output variables in a ground answer of this template."""

@@ -37,3 +37,12 @@ def test_json_output(tmp_path, capsys):
     assert abs(out["probabilities"]["burglary"] - 0.98965517241) < 1e-9
     assert out["probabilities"]["never"] == 0.0
     assert out["circuits"]["burglary"]["nodes"] > 0 and "never" not in out["circuits"]
+
+
+def test_query_rules_and_unanswered_queries_are_printed(tmp_path, capsys):
+    path = tmp_path / "rules.pl"
+    path.write_text("0.3::a(1). 0.6::a(2). p(X) :- a(X). query(p(X)) :- between(1, 2, X).\n"
+                    "q(X) :- a(X), X > 5. query(q(X)).\n")
+    assert main([str(path)]) == 0
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
+    assert lines == ["p(1):\t0.3", "p(2):\t0.6", "q(X):\t0"]

@@ -132,4 +132,4 @@ def test_parsed_query_cache_is_bounded_lru(monkeypatch):
     model = NeSyModel(Program.from_string("0.5::p(1). 0.5::p(2). 0.5::p(3). 0.5::p(4)."), {})
     for i in (1, 2, 3, 1, 4):  # 1 is used again, so 2 is the least recently used when 4 arrives
         assert model.probabilities(f"p({i})")[()] == pytest.approx(0.5)
-    assert [q for q, _ in model._templates] == ["p(3)", "p(1)", "p(4)"]
+    assert [key[0] for key in model._templates] == ["p(3)", "p(1)", "p(4)"]

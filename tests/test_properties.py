@@ -4,6 +4,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from problog.evaluator import InconsistentEvidenceError
 
 from nesy_gedi import InputError, NeSyModel, Program, QueryError
 from tests.test_exact import problog_probabilities
@@ -29,19 +30,23 @@ def programs(draw) -> str:
             prob = f"{draw(probability)}::" if draw(st.booleans()) else ""
             lines.append(f"{prob}{head} :- {', '.join(literals)}.")
         atoms.append("m")
+    if draw(st.booleans()):  # condition on an atom (or its negation)
+        observed = draw(st.sampled_from(atoms[:-1] + ["m"]))
+        lines.append(f"evidence({observed}, {draw(st.sampled_from(['true', 'false']))}).")
     return "\n".join(lines)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(programs())
 def test_random_programs_match_problog(src):
-    expected = problog_probabilities(src, "q").get("q", 0.0)
-    model = NeSyModel(Program.from_string(src), {})
+    """Random programs, about half of them with evidence, give problog's number or both call the evidence impossible."""
     try:
-        got = model.probabilities("q")[()]
-    except QueryError as exc:  # no proof: probability 0 in ProbLog
-        assert expected == 0.0, (src, exc)
+        expected = problog_probabilities(src, "q").get("q", 0.0)
+    except InconsistentEvidenceError:
+        with pytest.raises(QueryError, match="impossible"):
+            NeSyModel(Program.from_string(src), {}).probabilities("q")
         return
+    got = NeSyModel(Program.from_string(src), {}).probabilities("q")[()]
     assert got == pytest.approx(expected, abs=1e-9), src
 
 
