@@ -16,10 +16,8 @@ and ``benchmarks/RESULTS.md`` (with the circuit table of ``circuits.py`` if
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -30,45 +28,15 @@ import torch
 from nesy_gedi import NeSyModel
 from nesy_gedi.commands import add_common_arguments, nonnegative_int, output_dir, positive_int, run_command
 from nesy_gedi.data import AdditionDataset, load_mnist
-from nesy_gedi.data.mnist import FILES, find_idx, resolve_data_dir
+from nesy_gedi.data.mnist import resolve_data_dir
 from nesy_gedi.errors import DataError
 from nesy_gedi.networks import MnistCNN
+from nesy_gedi.peers import dpl_python, install_mnist
 from nesy_gedi.recipes import addition
 from nesy_gedi.train.checkpoint import load_weights, network_state
 from nesy_gedi.train.evaluate import evaluate_addition
 
 ROOT = Path(__file__).resolve().parents[1]
-
-DPL_PACKAGES = ["torch==2.14.1", "torchvision==0.29.1", "deepproblog==2.1.0"]
-
-
-def dpl_python(venv: Path) -> Path:
-    """The venv's python, creating the venv and installing DeepProbLog on first use."""
-    python = venv / "bin" / "python"
-    if not python.exists():
-        print(f"creating {venv} and installing {' '.join(DPL_PACKAGES)}", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *DPL_PACKAGES], check=True)
-    return python
-
-
-def install_mnist(python: Path, data_dir: Path) -> None:
-    """Copy MNIST (plain IDX) to where DeepProbLog's example data module reads it."""
-    site = subprocess.run([str(python), "-c", "import deepproblog, os; print(os.path.dirname(deepproblog.__file__))"],
-                          check=True, capture_output=True, text=True).stdout.strip()
-    raw = Path(site) / "examples" / "MNIST" / "data" / "MNIST" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    for name in (stem for stems in FILES.values() for stem in stems):
-        target = raw / name
-        if target.exists():
-            continue
-        source = find_idx(data_dir, name)
-        if source is None:
-            raise DataError(f"{name}(.gz) not found under {data_dir}")
-        opener = gzip.open if source.suffix == ".gz" else open
-        with opener(source, "rb") as src, open(target, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-
 
 def run_deepproblog(python: Path, n: int, train_examples: int | None, test_examples: int | None, seed: int) -> dict:
     command = [str(python), str(ROOT / "benchmarks" / "deepproblog_worker.py"), "--n-digits", str(n), "--seed", str(seed)]

@@ -41,8 +41,10 @@ class CompiledQuery:
         template: QueryTemplate,
         domain_sizes: dict[str, int],
         evidence=None,
+        time_limit: float | None = None,
     ) -> "CompiledQuery":
-        ground = grounder.ground([template.term], evidence if evidence is not None else grounder.evidence)
+        ground = grounder.ground([template.term], evidence if evidence is not None else grounder.evidence,
+                                 time_limit=time_limit)
         answers = [(name, node) for name, node in ground.queries if node is not None]
         if not answers:
             raise NoProofError(f"query {template.term} has no proof in {program.source}")

@@ -25,6 +25,14 @@ class NoProofError(QueryError):
     """A query has no proof: its probability is 0 for every input."""
 
 
+class GroundingTimeout(QueryError):
+    """Grounding a query took longer than the time limit it was given."""
+
+
+class NotSupportedError(NesyError):
+    """A feature of ProbLog or DeepProbLog that nesy_gedi does not implement."""
+
+
 class InputError(NesyError):
     """Tensors given for a query have the wrong names, shapes or batch sizes."""
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 from problog.engine import DefaultEngine, UnknownClause
 from problog.errors import ProbLogError
 from problog.formula import LogicDAG, LogicFormula
 from problog.logic import Term
 
-from .errors import QueryError
+from .errors import GroundingTimeout, QueryError
 from .program import Program, _evidence_of
 
 # Prolog control constructs ProbLog's grounder does not have: a clear "not supported"
@@ -80,11 +84,22 @@ class Grounder:
                 self.evidence.append(atom)
 
     def ground(
-        self, queries: list[Term], evidence: list[tuple[Term, bool]] | None = None
+        self, queries: list[Term], evidence: list[tuple[Term, bool]] | None = None, time_limit: float | None = None
     ) -> GroundProgram:
+        """Ground ``queries`` with ``evidence``; ``time_limit`` seconds (main thread only) raise :class:`GroundingTimeout`."""
         start = time.perf_counter()
         evidence = evidence or []
         target = LogicFormula(keep_all=False)
+        try:
+            with _deadline(time_limit, queries):
+                return self._ground(queries, evidence, target, start)
+        except BaseException:
+            # ProbLog's engine keeps its stack after an error ("Stack not empty" on the next call): start afresh
+            self.engine = DefaultEngine(label_all=True)
+            raise
+
+    def _ground(self, queries: list[Term], evidence: list[tuple[Term, bool]], target: LogicFormula,
+                start: float) -> GroundProgram:
         try:
             for query in queries:
                 self.engine.ground(self.db, query, target=target, label=LogicFormula.LABEL_QUERY)
@@ -116,3 +131,22 @@ class Grounder:
         # evidence_all(), not labeled(): ProbLog leaves evidence out of labeled() by design
         found = [(name, node, value > 0) for name, node, value in dag.evidence_all() if value != 0]
         return GroundProgram(dag, answers, found, time.perf_counter() - start)
+
+
+@contextmanager
+def _deadline(seconds: float | None, queries: list[Term]) -> Iterator[None]:
+    """Raise :class:`GroundingTimeout` after ``seconds`` (a timer signal; only in the main thread)."""
+    if seconds is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):  # noqa: ARG001
+        raise GroundingTimeout(f"grounding {', '.join(map(str, queries))} took more than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -115,11 +115,15 @@ class NeSyModel(nn.Module):
             self._templates.move_to_end(key)
         return template
 
-    def _compile(self, template: QueryTemplate) -> CompiledQuery:
+    def compile_template(self, template: QueryTemplate, time_limit: float | None = None) -> CompiledQuery:
+        """Compile (or fetch) a template; ``time_limit`` seconds bound its grounding (see :class:`GroundingTimeout`)."""
+        return self._compile(template, time_limit)
+
+    def _compile(self, template: QueryTemplate, time_limit: float | None = None) -> CompiledQuery:
         if template.key not in self._compiled:
             evidence = self.grounder.evidence + list(template.evidence) if template.evidence else None
             self._compiled[template.key] = CompiledQuery.build(
-                self.program, self.grounder, template, self.domain_sizes, evidence
+                self.program, self.grounder, template, self.domain_sizes, evidence, time_limit
             )
         return self._compiled[template.key]
 
@@ -135,7 +139,11 @@ class NeSyModel(nn.Module):
         ``evidence`` (``[("digit(X, 3)", True), ...]``) conditions this query on
         atoms that may use the same inputs, next to the program's own evidence.
         """
-        template = self._template(query, tuple(inputs), evidence)
+        return self.evaluate(self._template(query, tuple(inputs), evidence), inputs)
+
+    def evaluate(self, template: QueryTemplate, inputs: Mapping[str, torch.Tensor]) -> QueryResult:
+        """Evaluate a query template on a batch; ``inputs`` maps ``template.inputs`` to ``[batch, ...]`` tensors."""
+        query = str(template.term)
         compiled = self._compile(template)
         batch = _batch_size(inputs, query)
         outputs, logits, call_inputs = self._network_outputs(compiled, template, inputs, batch)

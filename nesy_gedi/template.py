@@ -9,6 +9,7 @@ grounded and compiled once.  Variables that are not inputs (``Z``) are
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from problog.errors import ProbLogError
 from problog.logic import Constant, Term, Var
@@ -153,7 +154,7 @@ class QueryTemplate:
             raise InputError(f"evidence of query {term} has variable(s) {free} that are not inputs; evidence must be ground")
         return cls(abstracted, tuple(order), query_outputs, observed)
 
-    @property
+    @cached_property
     def key(self) -> str:
         """Canonical text: output variables renamed by position, so ``p(X)`` and ``p(Y)`` share a circuit."""
         renamed = _Renaming({name: Var(f"_O{i}") for i, name in enumerate(self.outputs) if name != "_"})

@@ -67,3 +67,10 @@ def test_templates_differing_only_in_output_names_share_one_circuit():
 def test_training_target_without_proof_names_the_example():
     with pytest.raises(InputError, match=r"example 2: .* no proof for answer 9"):
         _model().answer_indices("s(X, Y, Z)", ("X", "Y"), [1, 4, 9])
+
+
+def test_a_failed_grounding_does_not_break_the_next_query():
+    model = NeSyModel("nn(net, [X], Y, [0, 1, 2]) :: d(X, Y).\nabove(X, T) :- d(X, D), D > T.\n", {"net": lambda x: x})
+    with pytest.raises(Exception, match="ground"):
+        model("above(X, T)", {"X": torch.zeros(1, 3)})
+    assert torch.allclose(model("above(X, 1)", {"X": torch.zeros(1, 3)}).log_probs.exp(), torch.tensor([[1 / 3]]))

@@ -18,6 +18,7 @@ the loop does the rest:
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import signal
@@ -57,7 +58,7 @@ class LoopConfig:
     ``minutes`` of training (an extra cap; results then depend on machine speed).
     """
 
-    out: Path
+    out: Path | None  # None: no checkpoints and no metrics.jsonl (e.g. DeepProbLog's train_model)
     epochs: int = 1
     batch_size: int = 32
     max_steps: int | None = None
@@ -104,16 +105,21 @@ class Trainer:
         scheduler: Any | None = None,
         extra_state: Mapping[str, Stateful] | None = None,
         run_info: Mapping[str, Any] | None = None,
+        order_fn: Callable[[], torch.Tensor] | None = None,
+        after_step: Callable[["LoopState", Mapping[str, float]], None] | None = None,
     ) -> None:
+        """``order_fn`` gives each epoch's example order (default: a permutation drawn from
+        ``generator``); ``after_step(state, loss_terms)`` runs after every update."""
         if n_examples < 1:
             raise NesyError("no training examples")
         self.config, self.n_examples, self.step_fn = config, n_examples, step_fn
         self.modules, self.optimizer, self.scheduler = dict(modules), optimizer, scheduler
         self.generator, self.extra_state = generator, dict(extra_state or {})
         self.run_info = dict(run_info or {})
+        self.order_fn, self.after_step = order_fn, after_step
         self.state = LoopState()
         self._stop_signal: int | None = None
-        self.out = Path(config.out)
+        self.out = Path(config.out) if config.out is not None else None
 
     # -- sizes ---------------------------------------------------------------------------------------
     @property
@@ -125,8 +131,8 @@ class Trainer:
         return self.config.total_steps(self.n_examples)
 
     @property
-    def checkpoint_path(self) -> Path:
-        return self.out / CHECKPOINT
+    def checkpoint_path(self) -> Path | None:
+        return self.out / CHECKPOINT if self.out is not None else None
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -148,8 +154,9 @@ class Trainer:
             "rng": rng,
         }
 
-    def save(self) -> Path:
-        atomic_save(self.state_dict(), self.checkpoint_path)
+    def save(self) -> Path | None:
+        if self.checkpoint_path is not None:
+            atomic_save(self.state_dict(), self.checkpoint_path)
         return self.checkpoint_path
 
     def load_state_dict(self, state: dict) -> None:
@@ -176,6 +183,8 @@ class Trainer:
 
     def _truncate_metrics(self, step: int) -> None:
         """Drop metric lines of steps after the checkpoint (they will be run again)."""
+        if self.out is None:
+            return
         path = self.out / METRICS
         if not path.exists():
             return
@@ -201,9 +210,10 @@ class Trainer:
     def fit(self) -> LoopState:
         """Train until the budget is spent; returns the final loop state (with per-epoch history)."""
         c, s = self.config, self.state
-        self.out.mkdir(parents=True, exist_ok=True)
-        if s.step == 0:
-            (self.out / METRICS).unlink(missing_ok=True)
+        if self.out is not None:
+            self.out.mkdir(parents=True, exist_ok=True)
+            if s.step == 0:
+                (self.out / METRICS).unlink(missing_ok=True)
         handlers = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
@@ -215,11 +225,12 @@ class Trainer:
                    dynamic_ncols=True)
         started, seconds_before = time.perf_counter(), s.seconds
         since_checkpoint = 0
-        metrics = open(self.out / METRICS, "a")
+        metrics = open(self.out / METRICS, "a") if self.out is not None else io.StringIO()
         try:
             while not self._finished(started, seconds_before):
                 if s.order is None:
-                    s.order = torch.randperm(self.n_examples, generator=self.generator)
+                    s.order = (self.order_fn() if self.order_fn is not None
+                               else torch.randperm(self.n_examples, generator=self.generator))
                     s.position, s.epoch_sums = 0, {}
                 b = c.batch_size
                 batch = s.order[s.position * b: (s.position + 1) * b]
@@ -260,9 +271,13 @@ class Trainer:
                 if (c.checkpoint_every and since_checkpoint >= c.checkpoint_every) or end_of_epoch:
                     self.save()
                     since_checkpoint = 0
+                if self.after_step is not None:
+                    self.after_step(s, values)
                 if self._stop_signal is not None:
                     path = self.save() if since_checkpoint else self.checkpoint_path
                     name = signal.Signals(self._stop_signal).name
+                    if path is None:
+                        raise Interrupted(f"{name} at step {s.step}; no checkpoint (the run has no output folder)")
                     raise Interrupted(f"{name} at step {s.step}; checkpoint saved to {path}; "
                                       f"continue with the same command and --resume --out {self.out}")
             if since_checkpoint:  # the last step was not checkpointed yet
@@ -288,7 +303,8 @@ class Trainer:
         values = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in terms.items()}
         bad = [k for k, v in values.items() if not math.isfinite(v)]
         if bad:
-            last = (f"the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path.exists()
+            path = self.checkpoint_path
+            last = (f"the last good checkpoint is {path}" if path is not None and path.exists()
                     else "no checkpoint was written yet")
             raise NonFiniteLoss(f"step {self.state.step + 1}: loss term {', '.join(repr(k) for k in bad)} is "
                                 f"{values[bad[0]]}; stopped before the update ({last}); "

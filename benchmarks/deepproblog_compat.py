@@ -1,0 +1,144 @@
+"""One DeepProbLog script, run twice: with ``deepproblog`` and with ``nesy_gedi.deepproblog`` imports.
+
+    python benchmarks/deepproblog_compat.py                  # N = 1 and 2
+    python benchmarks/deepproblog_compat.py --n-digits 1 --train-examples 3000 --test-examples 500
+
+The script (``SCRIPT`` below) is written the way DeepProbLog's own
+``examples/MNIST/addition.py`` is: ``Network(..., batching=True)``, ``Model``,
+``ExactEngine``, tensor sources, ``DataLoader(train_set, 2, False)``,
+``train_model``, ``get_confusion_matrix``, ``save_state``.  Only the import
+prefix differs between the two runs.  DeepProbLog runs in its own venv (made
+on first use, ``--dpl-venv``); both use ``programs/addition.pl`` and the same
+torch seed.  Writes ``benchmarks/deepproblog_compat.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from nesy_gedi.commands import add_common_arguments, positive_int, run_command
+from nesy_gedi.data.mnist import resolve_data_dir
+from nesy_gedi.errors import DataError
+from nesy_gedi.peers import dpl_python, install_mnist
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCRIPT = '''
+import json, sys, time
+import torch
+from {P}.dataset import DataLoader
+from {P}.engines import ExactEngine
+from {P}.evaluate import get_confusion_matrix
+from {P}.examples.MNIST.data import MNIST_train, MNIST_test, addition
+from {P}.examples.MNIST.network import MNIST_Net
+from {P}.model import Model
+from {P}.network import Network
+from {P}.train import train_model
+
+N, n_train, n_test, seed, program, snapshot = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
+torch.manual_seed(seed)
+train_set = addition(N, "train").subset(n_train)
+test_set = addition(N, "test").subset(n_test)
+network = MNIST_Net()
+net = Network(network, "mnist_net", batching=True)
+net.optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
+model = Model(program, [net])
+model.set_engine(ExactEngine(model), cache=True)
+model.add_tensor_source("train", MNIST_train)
+model.add_tensor_source("test", MNIST_test)
+loader = DataLoader(train_set, 2, False)
+start = time.perf_counter()
+train = train_model(model, loader, 1, log_iter=100000, profile=0)
+train_s = time.perf_counter() - start
+model.save_state(snapshot)
+start = time.perf_counter()
+accuracy = get_confusion_matrix(model, test_set, verbose=0).accuracy()
+test_s = time.perf_counter() - start
+print(json.dumps({{"train_examples": len(train_set), "train_s": train_s, "test_examples": len(test_set),
+                  "test_s": test_s, "accuracy": float(accuracy)}}))
+'''
+
+
+def run_script(python: str, prefix: str, n: int, n_train: int, n_test: int, seed: int, env: dict) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "addition.py"
+        script.write_text(SCRIPT.format(P=prefix))
+        command = [python, str(script), str(n), str(n_train), str(n_test), str(seed),
+                   str(ROOT / "programs" / "addition.pl"), str(Path(tmp) / "snapshot.pth")]
+        done = subprocess.run(command, capture_output=True, text=True, cwd=tmp, env=env)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise DataError(f"the {prefix} run failed (exit {done.returncode}): {last}")
+    row = json.loads(lines[-1])
+    row.update(system=prefix, n_digits=n, train_examples_per_s=row["train_examples"] / row["train_s"],
+               test_examples_per_s=row["test_examples"] / row["test_s"])
+    return row
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["# One DeepProbLog script, two import prefixes", "",
+             "Made by `python benchmarks/deepproblog_compat.py`; same script, program (`programs/addition.pl`), seed,",
+             "data order and batch size 2; one epoch over the first examples; CPU.", "",
+             "| N | imports | train examples | train ex/s | test examples | test ex/s | test sum accuracy |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['n_digits']} | `{r['system']}` | {r['train_examples']} | {r['train_examples_per_s']:,.1f} | "
+                     f"{r['test_examples']} | {r['test_examples_per_s']:,.1f} | {r['accuracy']:.3f} |")
+    by_n: dict[int, dict[str, dict]] = {}
+    for r in rows:
+        by_n.setdefault(r["n_digits"], {})[r["system"]] = r
+    lines.append("")
+    for n, pair in sorted(by_n.items()):
+        if len(pair) == 2:
+            ours, theirs = pair["nesy_gedi.deepproblog"], pair["deepproblog"]
+            lines.append(f"N={n}: training {ours['train_examples_per_s'] / theirs['train_examples_per_s']:.1f}x, "
+                         f"testing {ours['test_examples_per_s'] / theirs['test_examples_per_s']:.1f}x faster.")
+    return "\n".join(lines) + "\n"
+
+
+def benchmark(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n-digits", type=positive_int, nargs="+", default=[1, 2])
+    parser.add_argument("--train-examples", type=positive_int, default=None,
+                        help="default: 3000 for N=1, 300 for N=2 (DeepProbLog's speed)")
+    parser.add_argument("--test-examples", type=positive_int, default=None, help="default: 500 for N=1, 50 for N=2")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dpl-venv", default=str(ROOT / "benchmarks" / ".deepproblog-venv"))
+    parser.add_argument("--skip-deepproblog", action="store_true")
+    add_common_arguments(parser, device=False, data=True)
+    args = parser.parse_args(argv)
+    data_dir = resolve_data_dir(args.data_dir)
+    if data_dir is None:
+        raise DataError("pass --data-dir or set $NESY_GEDI_DATA (MNIST IDX files)")
+    env = {**os.environ, "NESY_GEDI_DATA": str(data_dir)}
+    dpl = None
+    if not args.skip_deepproblog:
+        dpl = dpl_python(Path(args.dpl_venv))
+        install_mnist(dpl, data_dir)
+    rows = []
+    for n in args.n_digits:
+        n_train = args.train_examples or (3000 if n == 1 else 300)
+        n_test = args.test_examples or (500 if n == 1 else 50)
+        rows.append(run_script(sys.executable, "nesy_gedi.deepproblog", n, n_train, n_test, args.seed, env))
+        print(json.dumps(rows[-1]), flush=True)
+        if dpl is not None:
+            rows.append(run_script(str(dpl), "deepproblog", n, n_train, n_test, args.seed, env))
+            print(json.dumps(rows[-1]), flush=True)
+    (ROOT / "benchmarks" / "deepproblog_compat.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (ROOT / "benchmarks" / "deepproblog_compat.md").write_text(markdown(rows))
+    print(markdown(rows))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(benchmark, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,290 @@
+"""``Model``: DeepProbLog's model class on nesy_gedi's batched exact circuits.
+
+A batch of :class:`Query` objects is grouped by query template (tensor
+arguments abstracted), so every group is one network forward and one circuit
+evaluation.  For training and testing, the output arguments of a query
+(``output_ind``) are made variables when that compiles within
+:data:`VARIABLE_OUTPUT_BUDGET` seconds of grounding: one circuit then serves
+every target value (e.g. every sum).  Otherwise (e.g. multi-digit addition by
+enumeration) each target value is its own template, as in DeepProbLog.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass
+from io import BytesIO
+from os import PathLike
+from pathlib import Path
+from typing import IO, Any, Collection, Sequence
+from zipfile import ZipFile
+
+import torch
+from problog.logic import Constant, Term
+
+from ..compiled import CompiledQuery
+from ..errors import GroundingTimeout, NesyError, NoProofError, NotSupportedError, ProgramError
+from ..model import NeSyModel
+from ..program import Program
+from ..template import PLACEHOLDER, QueryTemplate, _tensor_terms, to_python
+from .engines import ApproximateEngine, Engine
+from .network import Network, ProbabilityOutputs
+from .optimizer import NetworkOptimizers
+from .query import Query
+
+VARIABLE_OUTPUT_BUDGET = 10.0  # seconds of grounding allowed for the all-answers circuit of a query template
+
+
+@dataclass
+class Result:
+    """Probabilities of the answers of one query (``result[term] -> tensor``), as DeepProbLog's ``Result``."""
+
+    result: dict[Term, torch.Tensor]
+    ground_time: float | None = None
+    compile_time: float | None = None
+    eval_time: float | None = None
+
+    def __iter__(self):
+        return iter(self.result)
+
+    def __len__(self) -> int:
+        return len(self.result)
+
+
+@dataclass
+class _Prepared:
+    template: QueryTemplate
+    tensors: list[Term]  # the query's tensor terms, in the order of template.inputs
+
+
+class Model:
+    """A DeepProbLog program with its networks (``Model("addition.pl", [net])``)."""
+
+    def __init__(self, program_string: str | PathLike, networks: Collection[Network], embeddings: Any = None,
+                 load: bool = True) -> None:
+        if embeddings is not None:
+            raise NotSupportedError("not supported: embeddings (TermEmbedder) in Model")
+        program = Program.from_file(program_string) if load else Program.from_string(str(program_string))
+        _reject_learnable_probabilities(program)
+        self.program = program
+        self.networks: dict[str, Network] = {}
+        for network in networks:
+            self.networks[network.name] = network
+            network.model = self
+        facts = {n.network: n.is_fact for n in program.neural}
+        missing = sorted(set(facts) - set(self.networks))
+        if missing:
+            raise NesyError(f"{program.source} uses network(s) {', '.join(missing)} but the model was given "
+                            f"{', '.join(sorted(self.networks)) or 'none'}")
+        outputs = {name: ProbabilityOutputs(net, facts.get(name, False)) for name, net in self.networks.items()}
+        self.nesy = NeSyModel(program, outputs)
+        self.tensor_sources: dict[str, Any] = {}
+        self._stored: list[torch.Tensor] = []
+        self.parameters: list = []  # DeepProbLog's learnable probabilities; t(_) is not supported
+        self.solver: Engine | None = None
+        self.eval_mode = False
+        self._ground_only: set[str] = set()
+        self._warned: set[str] = set()
+        self.optimizer = NetworkOptimizers(self)
+
+    # -- DeepProbLog's public API ----------------------------------------------------------------------
+    def set_engine(self, engine: Engine, **kwargs: Any) -> None:  # noqa: ARG002 - cache=... is always on
+        if isinstance(engine, ApproximateEngine):
+            raise NotSupportedError("not supported: ApproximateEngine; use ExactEngine(model)")
+        self.solver = engine
+
+    def add_tensor_source(self, name: str, source: Any) -> None:
+        self.tensor_sources[name] = source
+
+    def get_tensor(self, term: Term) -> torch.Tensor:
+        """The tensor named by ``tensor(source(args...))`` or by a stored ``tensor(i)``."""
+        inner = term.args[0] if term.arity == 1 else None
+        if inner is not None and inner.functor in self.tensor_sources:
+            try:
+                return self.tensor_sources[inner.functor][inner.args]
+            except (KeyError, IndexError, TypeError, ValueError) as exc:
+                raise NesyError(f"tensor source {inner.functor!r} has no item {inner.args} for {term}: {exc}") from None
+        if isinstance(inner, Constant) and isinstance(inner.value, int) and 0 <= inner.value < len(self._stored):
+            return self._stored[inner.value]
+        raise NesyError(f"no tensor for {term}: add a tensor source named {inner.functor if inner is not None else '?'}"
+                        f" (known: {', '.join(self.tensor_sources) or 'none'})")
+
+    def store_tensor(self, tensor: torch.Tensor) -> Term:
+        self._stored.append(tensor)
+        return Term("tensor", Constant(len(self._stored) - 1))
+
+    def solve(self, batch: Sequence[Query]) -> list[Result]:
+        """Probabilities of every answer of each query, batched by template."""
+        prepared = [self._prepare(q.substitute().query) for q in batch]
+        results = []
+        for p, (compiled, row) in zip(prepared, self._evaluate(prepared)):
+            if compiled is None:
+                results.append(Result({}))
+                continue
+            probs = row.exp()
+            results.append(Result({_fill(t, p.tensors): probs[i] for i, t in enumerate(compiled.answer_terms)}))
+        return results
+
+    def eval(self) -> None:
+        self.eval_mode = True
+        for network in self.networks.values():
+            network.eval()
+
+    def train(self) -> None:
+        self.eval_mode = False
+        for network in self.networks.values():
+            network.train()
+
+    def save_state(self, filename: str | PathLike | IO[bytes], complete: bool = False) -> None:
+        """A zip with ``parameters`` and one entry per network, in DeepProbLog's format."""
+        if isinstance(filename, (str, PathLike)):
+            Path(filename).parent.mkdir(parents=True, exist_ok=True)
+        with ZipFile(filename, "w") as archive:
+            with archive.open("parameters", "w") as f:
+                pickle.dump(self.parameters, f)
+            for name, network in self.networks.items():
+                with archive.open(name, "w") as f:
+                    network.save(f, complete=complete)
+
+    def load_state(self, filename: str | PathLike | IO[bytes]) -> None:
+        with ZipFile(filename) as archive:
+            names = set(archive.namelist())
+            missing = sorted(set(self.networks) - names)
+            if missing:
+                raise NesyError(f"{filename} has no state for network(s) {', '.join(missing)}")
+            for name, network in self.networks.items():
+                with archive.open(name) as f:
+                    network.load(BytesIO(f.read()))
+
+    def register_foreign(self, *args: Any, **kwargs: Any) -> None:
+        raise NotSupportedError("not supported: register_foreign (Python predicates in the program)")
+
+    def get_hyperparameters(self) -> dict:
+        return {"solver": {"engine": type(self.solver).__name__ if self.solver else None, "semiring": "log"},
+                "networks": [n.get_hyperparameters() for n in self.networks.values()],
+                "program": self.program.text}
+
+    def hyperparameters_to_file(self, filename: str) -> None:
+        Path(filename).write_text(json.dumps(self.get_hyperparameters()))
+
+    def __str__(self) -> str:
+        return self.program.text
+
+    # -- batched evaluation behind train_model and get_confusion_matrix -------------------------------------
+    def _prepare(self, term: Term) -> _Prepared:
+        tensors = _tensor_terms(term)
+        return _Prepared(QueryTemplate.create(term, [str(t) for t in tensors]), tensors)
+
+    def _device(self) -> torch.device:
+        for network in self.networks.values():
+            return network.device_of()
+        return torch.device("cpu")
+
+    def _evaluate(self, prepared: list[_Prepared]) -> list[tuple[CompiledQuery | None, torch.Tensor | None]]:
+        """``(compiled, log-probabilities of its answers)`` per query; ``(None, None)`` for a query without proof."""
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, p in enumerate(prepared):
+            groups[p.template.key].append(i)
+        out: list = [(None, None)] * len(prepared)
+        device = self._device()
+        for indices in groups.values():
+            template = prepared[indices[0]].template
+            try:
+                compiled = self.nesy.compile_template(template)
+            except NoProofError:
+                continue
+            inputs = {name: torch.stack([torch.as_tensor(self.get_tensor(prepared[i].tensors[k])) for i in indices]).to(device)
+                      for k, name in enumerate(template.inputs)}
+            log_probs = self.nesy.evaluate(template, inputs).log_probs
+            for row, i in enumerate(indices):
+                out[i] = (compiled, log_probs[row if inputs else 0])
+        return out
+
+    def _with_outputs(self, query: Query) -> tuple[_Prepared, tuple | None]:
+        """The query with variable outputs and its target answer, or the ground query (target ``None``)."""
+        ground = query.substitute()
+        variable = query.variable_output().substitute()
+        prepared = self._prepare(variable.query)
+        key = prepared.template.key
+        names = [f"X_{i % len(query.query.args)}" for i in query.output_ind]
+        if key not in self._ground_only and list(prepared.template.outputs) == names:
+            try:
+                self.nesy.compile_template(prepared.template, time_limit=VARIABLE_OUTPUT_BUDGET)
+                return prepared, tuple(to_python(v) for v in ground.output_values())
+            except NoProofError:
+                return prepared, ()  # no answer at all: the ground query has no proof either
+            except GroundingTimeout:
+                self._ground_only.add(key)
+            except NesyError:  # e.g. an output that must be bound for a builtin
+                self._ground_only.add(key)
+        return self._prepare(ground.query), None
+
+    def log_likelihoods(self, queries: Sequence[Query]) -> tuple[torch.Tensor, list[int]]:
+        """``log P(query)`` of each query that has a proof, and the indices of those queries."""
+        prepared, targets = zip(*(self._with_outputs(q) for q in queries))
+        values, kept = [], []
+        for i, (p, target, (compiled, row)) in enumerate(zip(prepared, targets, self._evaluate(list(prepared)))):
+            if compiled is None:
+                self._warn_no_proof(queries[i])
+                continue
+            if target is None:
+                values.append(row[0])
+            else:
+                index = _answer_index(compiled).get(target)
+                if index is None:
+                    self._warn_no_proof(queries[i])
+                    continue
+                values.append(row[index])
+            kept.append(i)
+        return (torch.stack(values) if values else torch.zeros(0)), kept
+
+    def predict(self, queries: Sequence[Query]) -> list[tuple[str, float] | None]:
+        """Most probable value of the first output argument of each query (``None``: no answer)."""
+        prepared = [self._prepare(q.variable_output().substitute().query) for q in queries]
+        predictions: list[tuple[str, float] | None] = []
+        for q, (compiled, row) in zip(queries, self._evaluate(prepared)):
+            if compiled is None or row.numel() == 0:
+                predictions.append(None)
+                continue
+            best = int(row.argmax())
+            predictions.append((str(compiled.answer_terms[best].args[q.output_ind[0]]), float(row[best].exp())))
+        return predictions
+
+    def _warn_no_proof(self, query: Query) -> None:
+        key = str(query.query.functor)
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(f"query {query.substitute().query} has no proof; skipped in the loss as DeepProbLog does "
+                          "(warned once per predicate)", stacklevel=3)
+
+
+def _answer_index(compiled: CompiledQuery) -> dict[tuple, int]:
+    lookup = getattr(compiled, "_answer_index", None)
+    if lookup is None:
+        lookup = {a: i for i, a in enumerate(compiled.answers)}
+        compiled._answer_index = lookup  # type: ignore[attr-defined]
+    return lookup
+
+
+def _fill(term: Term, tensors: list[Term]) -> Term:
+    """Put a query's tensor terms back in place of the template's placeholders ``'$in'(k)``."""
+    if term.functor == PLACEHOLDER and term.arity == 1:
+        return tensors[int(term.args[0].value)]
+    if term.arity == 0:
+        return term
+    return term.with_args(*(_fill(a, tensors) for a in term.args))
+
+
+def _reject_learnable_probabilities(program: Program) -> None:
+    for statement in program.problog_program:
+        heads = getattr(statement, "heads", None) or [getattr(statement, "head", statement)]
+        for head in heads:
+            label = getattr(head, "probability", None)
+            if isinstance(label, Term) and label.functor == "t":
+                raise ProgramError(f"not supported: learnable probability {label} of {head} (DeepProbLog's t(_)); "
+                                   "use a neural fact nn(Net, Inputs) :: ... to learn it")
+
+

@@ -1,0 +1,1 @@
+"""DeepProbLog's ``deepproblog.utils`` names used by scripts: confusion matrices, loggers, stop conditions."""

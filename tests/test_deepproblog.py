@@ -1,0 +1,143 @@
+"""``nesy_gedi.deepproblog``: DeepProbLog's API on our circuits (exact numbers, its conventions, its file format)."""
+
+from zipfile import ZipFile
+
+import pytest
+import torch
+from problog.logic import Constant, Term
+
+from nesy_gedi import NesyError
+from nesy_gedi.deepproblog import (ApproximateEngine, DataLoader, Dataset, ExactEngine, Model, Network, Query,
+                                   get_confusion_matrix, train_model)
+
+PROGRAM = """
+nn(net, [X], Y, [0, 1, 2]) :: digit(X, Y).
+nn(coin, [X]) :: heads(X).
+sum(X, Y, Z) :- digit(X, A), digit(Y, B), Z is A + B.
+above(X, T) :- digit(X, D), D > T.
+lucky(X) :- heads(X), digit(X, 2).
+"""
+
+
+class Probabilities(torch.nn.Module):
+    """Returns fixed probabilities per input id, as a DeepProbLog network returns a softmax / sigmoid."""
+
+    def __init__(self, table: torch.Tensor) -> None:
+        super().__init__()
+        self.table = torch.nn.Parameter(table)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.table[x.long().view(-1)]
+
+
+class Pairs(Dataset):
+    def __init__(self, pairs, targets, functor="sum"):
+        self.pairs, self.targets, self.functor = pairs, targets, functor
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def to_query(self, i):
+        a, b = self.pairs[i]
+        subst = {Term("a"): Term("tensor", Term("src", Constant(a))), Term("b"): Term("tensor", Term("src", Constant(b)))}
+        return Query(Term(self.functor, Term("a"), Term("b"), Constant(self.targets[i])), subst)
+
+
+def _model(batching=True):
+    torch.manual_seed(0)
+    digits = torch.softmax(torch.randn(4, 3, dtype=torch.float64), 1)
+    coins = torch.sigmoid(torch.randn(4, dtype=torch.float64))
+    net = Network(Probabilities(digits), "net", batching=batching)
+    coin = Network(Probabilities(coins), "coin", batching=batching)
+    model = Model(PROGRAM, [net, coin], load=False)
+    model.set_engine(ExactEngine(model), cache=True)
+    model.add_tensor_source("src", {(Constant(i),): torch.tensor(i) for i in range(4)})
+    return model, digits, coins
+
+
+@pytest.mark.parametrize("batching", [True, False])
+def test_solve_gives_exact_probabilities_from_the_networks_own_outputs(batching):
+    model, digits, coins = _model(batching)
+    queries = Pairs([(0, 1), (2, 3), (1, 1)], [2, 3, 0]).to_queries()
+    results = model.solve(queries)
+    for (a, b), target, result in zip([(0, 1), (2, 3), (1, 1)], [2, 3, 0], results):
+        if a == b:  # one image twice is one ground atom digit(tensor(src(a)), _): both digits are equal
+            expected = sum(digits[a, i] for i in range(3) if 2 * i == target)
+        else:
+            expected = sum(digits[a, i] * digits[b, target - i] for i in range(3) if 0 <= target - i <= 2)
+        ((term, p),) = result.result.items()
+        assert str(term) == f"sum(tensor(src({a})),tensor(src({b})),{target})"
+        assert float(p.detach()) == pytest.approx(float(expected), abs=1e-12)
+    lucky = model.solve([Query(Term("lucky", Term("tensor", Term("src", Constant(3)))))])[0]
+    assert float(next(iter(lucky.result.values())).detach()) == pytest.approx(float(coins[3] * digits[3, 2]), abs=1e-9)
+
+
+def test_variable_outputs_share_one_circuit_and_bound_outputs_fall_back_to_ground_queries():
+    model, digits, _ = _model()
+    queries = Pairs([(0, 1), (2, 3), (1, 1), (3, 0)], [2, 3, 0, 4]).to_queries()
+    log_p, kept = model.log_likelihoods(queries)
+    assert set(model.nesy.compiled) == {"sum($in(0),$in(1),_O0)", "sum($in(0),$in(0),_O0)"}  # all sums at once
+    expected = [float(r.result[q.substitute().query]) for r, q in zip(model.solve(queries), queries)]
+    assert kept == [0, 1, 2, 3] and torch.allclose(log_p.exp(), torch.tensor(expected, dtype=log_p.dtype))
+    above = Pairs([(0, 0), (1, 1)], [0, 1], functor="above").to_queries()  # 'D > T' needs T bound
+    above = [Query(Term("above", Term("a"), Constant(t)), {Term("a"): q.substitution[Term("a")]}) for q, t in zip(above, [0, 1])]
+    log_p, kept = model.log_likelihoods(above)
+    assert kept == [0, 1]
+    assert float(log_p[0].exp()) == pytest.approx(float(digits[0, 1] + digits[0, 2]), abs=1e-9)
+    assert float(log_p[1].exp()) == pytest.approx(float(digits[1, 2]), abs=1e-9)
+
+
+def test_dataloader_orders_like_deepproblog():
+    data = Pairs([(i % 4, (i + 1) % 4) for i in range(5)], [0] * 5)
+    assert [len(b) for b in DataLoader(data, 2, False)] == [2, 2, 1]
+    first = [str(q.substitution) for batch in DataLoader(data, 2, True, seed=3) for q in batch]
+    again = [str(q.substitution) for batch in DataLoader(data, 2, True, seed=3) for q in batch]
+    assert first == again and sorted(first) == sorted(str(q.substitution) for q in data.to_queries())
+
+
+def test_unsupported_features_say_so():
+    model, _, _ = _model()
+    with pytest.raises(NesyError, match="not supported: ApproximateEngine"):
+        ApproximateEngine(model, 1, ApproximateEngine.geometric_mean, exploration=False)
+    with pytest.raises(NesyError, match="not supported: embeddings"):
+        Model(PROGRAM, [], embeddings=object(), load=False)
+    with pytest.raises(NesyError, match="not supported: learnable probability"):
+        Model("t(0.5)::a. " + PROGRAM, model.networks.values(), load=False)
+    loader = DataLoader(Pairs([(0, 1)], [1]), 1)
+    with pytest.raises(NesyError, match="not supported: with_negatives"):
+        train_model(model, loader, 1, with_negatives=True)
+
+
+def test_train_model_learns_and_state_round_trips(tmp_path, capsys):
+    """Sums of two 'images' (ids) whose digit is id mod 3: the network must learn the digits from sums alone."""
+    torch.manual_seed(0)
+
+    class Lookup(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.logits = torch.nn.Parameter(torch.zeros(6, 3))
+
+        def forward(self, x):
+            return torch.softmax(self.logits[x.long().view(-1)], 1)
+
+    module = Lookup()
+    net = Network(module, "net", batching=True)
+    net.optimizer = torch.optim.Adam(module.parameters(), lr=0.1)
+    coin = Network(Probabilities(torch.full((6,), 0.5)), "coin", batching=True)
+    model = Model(PROGRAM, [net, coin], load=False)
+    model.set_engine(ExactEngine(model), cache=True)
+    model.add_tensor_source("src", {(Constant(i),): torch.tensor(i) for i in range(6)})
+    pairs = [(a, b) for a in range(6) for b in range(6)]
+    data = Pairs(pairs, [a % 3 + b % 3 for a, b in pairs])
+    train = train_model(model, DataLoader(data, 4, True, seed=0), 30, log_iter=90)
+    assert "Iteration:" in capsys.readouterr().out and train.logger.get_attribute("loss")
+    accuracy = get_confusion_matrix(model, data).accuracy()
+    assert accuracy > 0.95
+    assert (module.logits.argmax(1) == torch.arange(6) % 3).all()
+    model.save_state(tmp_path / "state.pth", complete=True)
+    assert set(ZipFile(tmp_path / "state.pth").namelist()) == {"parameters", "net", "coin"}
+    saved = module.logits.detach().clone()
+    with torch.no_grad():
+        module.logits.zero_()
+    model.load_state(tmp_path / "state.pth")
+    assert torch.equal(module.logits.detach(), saved)
