@@ -50,6 +50,7 @@ def run(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=output_dir, default=Path("runs/deepproblog_addition"))
     add_common_arguments(parser, device=True, data=True)
     args = parser.parse_args(argv)
+    args.out = Path(args.out)
     if args.data_dir is not None:
         os.environ["NESY_GEDI_DATA"] = str(args.data_dir)
     torch.manual_seed(args.seed)
