@@ -216,6 +216,8 @@ def test_shortcut_study_without_pretrained_checkpoint(tmp_path, capsys):
     (["tasks/gedi_pretrain.py", "--data-dir", "{empty}"], 1, "not found"),
     (["-m", "nesy_gedi.cli", "{binary}"], 1, "not UTF-8"),
     (["benchmarks/run.py", "--skip-deepproblog", "--data-dir", "{empty}", "--out", "{out}"], 1, "not found"),
+    (["benchmarks/deepproblog_compat.py", "--n-digits", "0"], 2, "--n-digits"),
+    (["tasks/deepproblog_addition.py", "--data-dir", "{empty}", "--out", "{out}"], 1, "not found"),
 ])
 def test_scripts_exit_cleanly(argv, code, needle, tmp_path):
     (tmp_path / "empty").mkdir()
