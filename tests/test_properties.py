@@ -1,8 +1,10 @@
-"""Property-based checks (hypothesis): random programs and neural inputs give exact probabilities."""
+"""Property-based checks (hypothesis, derandomized so CI is reproducible): random programs and neural inputs give exact probabilities."""
+
+import math
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from problog.evaluator import InconsistentEvidenceError
 
@@ -20,7 +22,9 @@ def programs(draw) -> str:
     k = draw(st.integers(2, 3))
     weights = draw(st.lists(st.floats(0.05, 1.0), min_size=k, max_size=k))
     total = sum(weights) * draw(st.floats(1.0, 1.5))
-    lines.append("; ".join(f"{w / total:.3f}::c({chr(97 + j)})" for j, w in enumerate(weights)) + ".")
+    # rounded down, so that the labels never sum above 1 (ProbLog rejects that)
+    lines.append("; ".join(f"{math.floor(w / total * 1000) / 1000:.3f}::c({chr(97 + j)})"
+                           for j, w in enumerate(weights)) + ".")
     atoms = [f"f{i}" for i in range(n)] + [f"c({chr(97 + j)})" for j in range(k)]
     for head in ("m", "q"):
         for _ in range(draw(st.integers(1, 3))):
@@ -36,8 +40,10 @@ def programs(draw) -> str:
     return "\n".join(lines)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 @given(programs())
+@example("0.5::f0.\n0.500::c(a); 0.500::c(b).\nm :- f0, \\+ f0.\nq :- f0, \\+ f0.\nevidence(m, true).")  # found by hypothesis
+@example("0.5::f0.\n0.3::c(a); 0.4::c(b).\nm :- c(a).\nq :- f0, \\+ c(b).\nevidence(m, false).")
 def test_random_programs_match_problog(src):
     """Random programs, about half of them with evidence, give problog's number or both call the evidence impossible."""
     try:
@@ -50,7 +56,7 @@ def test_random_programs_match_problog(src):
     assert got == pytest.approx(expected, abs=1e-9), src
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(st.integers(1, 6), st.integers(0, 2**31 - 1))
 def test_neural_sums_are_distributions(batch, seed):
     """For any logits, P(sum = z) over all z sums to 1 and matches enumeration."""
