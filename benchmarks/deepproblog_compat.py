@@ -25,7 +25,7 @@ from pathlib import Path
 from nesy_gedi.commands import add_common_arguments, positive_int, run_command
 from nesy_gedi.data.mnist import resolve_data_dir
 from nesy_gedi.errors import DataError
-from nesy_gedi.peers import dpl_python, install_mnist
+from nesy_gedi.peers import deepproblog_with_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,8 +120,7 @@ def benchmark(argv: list[str] | None = None) -> None:
     env = {**os.environ, "NESY_GEDI_DATA": str(data_dir)}
     dpl = None
     if not args.skip_deepproblog:
-        dpl = dpl_python(Path(args.dpl_venv))
-        install_mnist(dpl, data_dir)
+        dpl = deepproblog_with_mnist(Path(args.dpl_venv), data_dir)
     rows = []
     for n in args.n_digits:
         n_train = args.train_examples or (3000 if n == 1 else 300)

@@ -31,7 +31,7 @@ from nesy_gedi.data import AdditionDataset, load_mnist
 from nesy_gedi.data.mnist import resolve_data_dir
 from nesy_gedi.errors import DataError
 from nesy_gedi.networks import MnistCNN
-from nesy_gedi.peers import dpl_python, install_mnist
+from nesy_gedi.peers import deepproblog_with_mnist
 from nesy_gedi.recipes import addition
 from nesy_gedi.train.checkpoint import load_weights, network_state
 from nesy_gedi.train.evaluate import evaluate_addition
@@ -148,8 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         raise DataError("benchmarks/run.py needs MNIST on disk: pass --data-dir or set NESY_GEDI_DATA")
     python = None
     if not args.skip_deepproblog:
-        python = dpl_python(Path(args.dpl_venv))
-        install_mnist(python, data_dir)
+        python = deepproblog_with_mnist(Path(args.dpl_venv), data_dir)
     rows = []
     for n in args.n_digits:
         rows.append(run_nesy_gedi(n, args.train_examples, args.test_examples, args.seed, data_dir, args.device,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 from problog.logic import Term
 
@@ -32,6 +33,11 @@ class CompiledQuery:
     conditional: bool
     stats: dict
     answer_terms: list[Term]
+
+    @cached_property
+    def answer_index(self) -> dict[tuple, int]:
+        """Root index of each answer (its output values)."""
+        return {answer: i for i, answer in enumerate(self.answers)}
 
     @classmethod
     def build(

@@ -90,7 +90,6 @@ class NeSyModel(nn.Module):
         self.grounder = Grounder(program)
         self._compiled: dict[str, CompiledQuery] = {}
         self._templates: OrderedDict[tuple, QueryTemplate] = OrderedDict()
-        self._answer_lookup: dict[str, dict[tuple, int]] = {}
 
     def network(self, name: str) -> Network:
         if name in self.networks:
@@ -185,10 +184,7 @@ class NeSyModel(nn.Module):
 
     def answer_indices(self, query: str, inputs: tuple[str, ...], values) -> torch.Tensor:
         """Indices of answer values (e.g. sums) in the compiled answers of ``query``."""
-        compiled = self.compile(query, inputs)
-        lookup = self._answer_lookup.get(compiled.template.key)
-        if lookup is None:
-            lookup = self._answer_lookup[compiled.template.key] = {a: i for i, a in enumerate(compiled.answers)}
+        lookup = self.compile(query, inputs).answer_index
         indices = []
         for example, v in enumerate(values):
             key = v if isinstance(v, tuple) else (v,)
@@ -205,7 +201,8 @@ class NeSyModel(nn.Module):
         """Exact probability of every answer of a query without tensor inputs.
 
         A ground query without proof has probability 0 (``{(): 0.0}``); a
-        query with variables and no proof has no answers (``{}``), as in ProbLog.
+        query with variables and no proof has no answers (``{}``; ProbLog and
+        :meth:`program_probabilities` report it once with 0).
         """
         return {values: p for values, _, p in self._answers_without_inputs(query)}
 

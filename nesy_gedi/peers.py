@@ -47,3 +47,10 @@ def install_mnist(python: Path, data_dir: Path) -> None:
             shutil.copyfileobj(src, dst)
 
 
+
+
+def deepproblog_with_mnist(venv: Path, data_dir: Path) -> Path:
+    """The DeepProbLog venv's python (made on first use) with MNIST where its example data module reads it."""
+    python = dpl_python(venv)
+    install_mnist(python, data_dir)
+    return python

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from problog.errors import ProbLogError
-from problog.logic import AnnotatedDisjunction, Clause, Constant, Term, Var, term2list
+from problog.logic import AnnotatedDisjunction, Clause, Constant, Or, Term, Var, term2list
 from problog.program import PrologString, SimpleProgram
 
 from .errors import ProgramError
@@ -148,6 +148,12 @@ class Program:
             head, body = statement, None
         if body is not None and head.functor == "_directive" and self._directive(body, where, source):
             return
+        learnable = _learnable_label(head)
+        if learnable is not None:
+            raise ProgramError(
+                f"{where}: not supported: learnable probability {learnable} (ProbLog's LFI t(_) labels); "
+                "use a number, or a neural fact nn(Net, Inputs) :: ... to learn it"
+            )
         label = getattr(head, "probability", None)
         if isinstance(label, Term) and label.functor == "nn":
             self._add_neural(head, body, label, where)
@@ -252,6 +258,14 @@ class Program:
             for head in heads:
                 found.add(f"{head.functor}/{head.arity}")
         return found
+
+
+def _learnable_label(head: Term) -> Term | None:
+    """The first ``t(_)`` probability label of a head (or of an annotated disjunction's heads)."""
+    if isinstance(head, Or):
+        return _learnable_label(head.op1) or _learnable_label(head.op2)
+    label = getattr(head, "probability", None)
+    return label if isinstance(label, Term) and label.functor == "t" else None
 
 
 def _evidence_of(term: Term, where: str) -> tuple[Term, bool]:

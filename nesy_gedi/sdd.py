@@ -55,11 +55,6 @@ def _numeric(probability: Term, where: Term) -> float:
     try:
         value = float(probability.compute_value())
     except Exception:
-        if isinstance(probability, Term) and probability.functor == "t":
-            raise ProgramError(
-                f"not supported: learnable probability {probability} of {where} (ProbLog's LFI t(_) labels); "
-                "use a number, or a neural fact nn(Net, Inputs) :: ... to learn it"
-            ) from None
         raise ProgramError(f"probability label {probability} of {where} is not a number") from None
     if not 0.0 <= value <= 1.0 + 1e-12:
         raise ProgramError(f"probability {value} of {where} is outside [0, 1]")

@@ -5,7 +5,7 @@ Written for this test suite or adapted from ProbLog's tutorial and documentation
 arithmetic).  Every program carries its own ``query/1`` and ``evidence`` facts.
 """
 
-from .programs import ALARM
+from .programs import ALARM, SMOKERS
 
 SPRINKLER = """
 0.5::cloudy.
@@ -24,15 +24,6 @@ either :- tub. either :- lung.
 0.98::xray :- either. 0.05::xray :- \\+either.
 0.9::dysp :- either, bronc. 0.7::dysp :- either, \\+bronc.
 0.8::dysp :- \\+either, bronc. 0.1::dysp :- \\+either, \\+bronc.
-"""
-SMOKERS = """
-person(1). person(2). person(3). person(4).
-friend(1,2). friend(2,1). friend(2,4). friend(3,2). friend(4,2).
-0.3::stress(X) :- person(X).
-0.2::influences(X,Y) :- person(X), person(Y).
-smokes(X) :- stress(X).
-smokes(X) :- friend(X,Y), influences(Y,X), smokes(Y).
-0.4::asthma(X) :- smokes(X).
 """
 GRAPH = """
 0.6::edge(1,2). 0.1::edge(1,3). 0.4::edge(2,5). 0.3::edge(2,6).

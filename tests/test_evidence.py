@@ -6,17 +6,8 @@ from problog.program import PrologString
 
 from nesy_gedi import NeSyModel, Program, QueryError
 
-from .programs import ALARM
+from .programs import ALARM, SMOKERS
 
-SMOKERS = """
-person(1). person(2). person(3). person(4).
-friend(1,2). friend(2,1). friend(2,4). friend(3,2). friend(4,2).
-0.3::stress(X) :- person(X).
-0.2::influences(X,Y) :- person(X), person(Y).
-smokes(X) :- stress(X).
-smokes(X) :- friend(X,Y), influences(Y,X), smokes(Y).
-0.4::asthma(X) :- smokes(X).
-"""
 DIE = """
 1/6::die(1); 1/6::die(2); 1/6::die(3); 1/6::die(4); 1/6::die(5); 1/6::die(6).
 odd :- die(X), X mod 2 =:= 1.

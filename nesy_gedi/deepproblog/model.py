@@ -26,7 +26,7 @@ import torch
 from problog.logic import Constant, Term
 
 from ..compiled import CompiledQuery
-from ..errors import GroundingTimeout, NesyError, NoProofError, NotSupportedError, ProgramError
+from ..errors import GroundingTimeout, NesyError, NoProofError, NotSupportedError
 from ..model import NeSyModel
 from ..program import Program
 from ..template import PLACEHOLDER, QueryTemplate, _tensor_terms, to_python
@@ -68,7 +68,6 @@ class Model:
         if embeddings is not None:
             raise NotSupportedError("not supported: embeddings (TermEmbedder) in Model")
         program = Program.from_file(program_string) if load else Program.from_string(str(program_string))
-        _reject_learnable_probabilities(program)
         self.program = program
         self.networks: dict[str, Network] = {}
         for network in networks:
@@ -233,7 +232,7 @@ class Model:
             if target is None:
                 values.append(row[0])
             else:
-                index = _answer_index(compiled).get(target)
+                index = compiled.answer_index.get(target)
                 if index is None:
                     self._warn_no_proof(queries[i])
                     continue
@@ -261,14 +260,6 @@ class Model:
                           "(warned once per predicate)", stacklevel=3)
 
 
-def _answer_index(compiled: CompiledQuery) -> dict[tuple, int]:
-    lookup = getattr(compiled, "_answer_index", None)
-    if lookup is None:
-        lookup = {a: i for i, a in enumerate(compiled.answers)}
-        compiled._answer_index = lookup  # type: ignore[attr-defined]
-    return lookup
-
-
 def _fill(term: Term, tensors: list[Term]) -> Term:
     """Put a query's tensor terms back in place of the template's placeholders ``'$in'(k)``."""
     if term.functor == PLACEHOLDER and term.arity == 1:
@@ -276,15 +267,3 @@ def _fill(term: Term, tensors: list[Term]) -> Term:
     if term.arity == 0:
         return term
     return term.with_args(*(_fill(a, tensors) for a in term.args))
-
-
-def _reject_learnable_probabilities(program: Program) -> None:
-    for statement in program.problog_program:
-        heads = getattr(statement, "heads", None) or [getattr(statement, "head", statement)]
-        for head in heads:
-            label = getattr(head, "probability", None)
-            if isinstance(label, Term) and label.functor == "t":
-                raise ProgramError(f"not supported: learnable probability {label} of {head} (DeepProbLog's t(_)); "
-                                   "use a neural fact nn(Net, Inputs) :: ... to learn it")
-
-

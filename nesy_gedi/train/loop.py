@@ -18,9 +18,9 @@ the loop does the rest:
 
 from __future__ import annotations
 
-import io
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -225,7 +225,7 @@ class Trainer:
                    dynamic_ncols=True)
         started, seconds_before = time.perf_counter(), s.seconds
         since_checkpoint = 0
-        metrics = open(self.out / METRICS, "a") if self.out is not None else io.StringIO()
+        metrics = open(self.out / METRICS if self.out is not None else os.devnull, "a")
         try:
             while not self._finished(started, seconds_before):
                 if s.order is None:
