@@ -3,6 +3,12 @@
     python tasks/gedi_pretrain.py --out runs/gedi_pretrain          # once
     python tasks/shortcut_study.py --pretrained runs/gedi_pretrain/mnist_net.pt
 
+Configurations: plain NeSy, GEDI pretraining, the GEDI loss, both, the entropy
+regulariser (the default five), and with ``--configs nesy+labels nesy+gedi+labels``
+K labelled images per digit (``--concept-labels K``).  Each table cell is mean ±
+std over ``--seeds``; "digit maps" says per seed whether the learned digits are
+the identity, EvenOdd's other permutation d -> d+5, another permutation or none.
+
 Settings: ``evenodd`` and ``restricted`` (digit-pair restrictions, see
 ``nesy_gedi.data.shortcuts``) and ``few`` (all pairs, ``--few-size`` examples).
 Each run is the ``mnist_add`` recipe with one regulariser; results go to
@@ -30,7 +36,23 @@ CONFIGS = {
     "nesy+gedi": ["--gedi-weight", "{gedi_weight}"],
     "nesy+pretrained+gedi": ["--pretrained", "{pretrained}", "--gedi-weight", "{gedi_weight}"],
     "nesy+entropy": ["--entropy-weight", "{entropy_weight}"],
+    "nesy+labels": ["--concept-labels", "{concept_labels}"],
+    "nesy+gedi+labels": ["--gedi-weight", "{gedi_weight}", "--concept-labels", "{concept_labels}"],
 }
+DEFAULT_CONFIGS = ["nesy", "nesy+pretrained", "nesy+gedi", "nesy+pretrained+gedi", "nesy+entropy"]
+
+
+def digit_map(confusion: list[list[int]]) -> str:
+    """How the learned digits relate to the true ones: ``identity``, ``d+5`` (EvenOdd's other
+    permutation), ``other permutation`` or ``not a permutation`` (most frequent prediction per digit)."""
+    predicted = [max(range(len(row)), key=row.__getitem__) for row in confusion]
+    if sorted(predicted) != list(range(len(predicted))):
+        return "not a permutation"
+    if predicted == list(range(len(predicted))):
+        return "identity"
+    if predicted == [(d + 5) % 10 for d in range(len(predicted))]:
+        return "d+5"
+    return "other permutation"
 
 
 def setting_args(setting: str, few_size: int) -> list[str]:
@@ -43,16 +65,27 @@ def row(setting: str, config: str, seed: int, r: dict) -> dict:
     c = r["concepts"]
     out = {"setting": setting, "config": config, "seed": seed, "sum_accuracy": r["sum_accuracy"],
            "concept_accuracy": c["concept_accuracy"], "macro_f1": c["macro_f1"], "collapse": c["collapse"],
-           "ece": c["ece"], "nmi": c["nmi"], "matched_accuracy": c["matched_accuracy"]}
+           "ece": c["ece"], "nmi": c["nmi"], "matched_accuracy": c["matched_accuracy"],
+           "digit_map": digit_map(c["confusion_matrix"]), "train_seconds": r["train_seconds"]}
     if "ood" in r:
         out["ood_sum_accuracy"] = r["ood"]["sum_accuracy"]
         out["ood_concept_accuracy"] = r["ood"]["digit_accuracy"]
     return out
 
 
+def mean_std(values: list[float]) -> str:
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.3f}"
+    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{mean:.3f} ± {std:.3f}"
+
+
 def markdown(rows: list[dict]) -> str:
-    cols = ["sum_accuracy", "concept_accuracy", "macro_f1", "collapse", "ece", "nmi", "ood_sum_accuracy", "ood_concept_accuracy"]
-    lines = ["| setting | config | seeds | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 3)]
+    cols = ["sum_accuracy", "concept_accuracy", "matched_accuracy", "macro_f1", "collapse", "ece", "nmi",
+            "ood_sum_accuracy", "ood_concept_accuracy"]
+    lines = ["| setting | config | seeds | " + " | ".join(cols) + " | digit maps | train s |",
+             "|" + "---|" * (len(cols) + 5)]
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         groups.setdefault((r["setting"], r["config"]), []).append(r)
@@ -60,7 +93,10 @@ def markdown(rows: list[dict]) -> str:
         cells = []
         for col in cols:
             values = [r[col] for r in rs if col in r]
-            cells.append(f"{sum(values) / len(values):.3f}" if values else "-")
+            cells.append(mean_std(values) if values else "-")
+        maps = ", ".join(r.get("digit_map", "?") for r in rs)
+        seconds = [r["train_seconds"] for r in rs if "train_seconds" in r]
+        cells += [maps, f"{sum(seconds) / len(seconds):.0f}" if seconds else "-"]
         lines.append(f"| {setting} | {config} | {len(rs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -70,13 +106,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--settings", nargs="+", default=["evenodd", "restricted", "few"],
                         choices=["evenodd", "restricted", "few"])
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, choices=list(CONFIGS))
     parser.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0])
     parser.add_argument("--epochs", type=positive_int, default=3)
     parser.add_argument("--few-size", type=positive_int, default=1000)
     parser.add_argument("--pretrained", default="runs/gedi_pretrain/mnist_net.pt")
     parser.add_argument("--gedi-weight", type=nonnegative_float, default=1.0)
     parser.add_argument("--entropy-weight", type=nonnegative_float, default=1.0)
+    parser.add_argument("--concept-labels", type=positive_int, default=1, metavar="K",
+                        help="labelled images per digit in the +labels configurations")
     parser.add_argument("--test-size", type=positive_int, default=None)
     parser.add_argument("--out", type=output_dir, default="runs/shortcuts")
     add_common_arguments(parser)
@@ -87,15 +125,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     rows = []
     out = Path(args.out)
-    values = {"pretrained": args.pretrained, "gedi_weight": str(args.gedi_weight), "entropy_weight": str(args.entropy_weight)}
+    values = {"pretrained": args.pretrained, "gedi_weight": str(args.gedi_weight),
+              "entropy_weight": str(args.entropy_weight), "concept_labels": str(args.concept_labels)}
     for setting in args.settings:
         for config in args.configs:
             for seed in args.seeds:
-                run_dir = out / setting / (config if len(args.seeds) == 1 else f"{config}/seed{seed}")
+                name = config.replace("labels", f"labels{args.concept_labels}")
+                run_dir = out / setting / (name if len(args.seeds) == 1 else f"{name}/seed{seed}")
                 done = run_dir / "results.json"
                 if done.exists():
                     print(f"== {setting} / {config} / seed {seed}: done before, {done}", flush=True)
-                    rows.append(row(setting, config, seed, json.loads(done.read_text())))
+                    rows.append(row(setting, name, seed, json.loads(done.read_text())))
                     continue
                 argv_run = ["--epochs", str(args.epochs), "--seed", str(seed), "--device", args.device,
                             "--out", str(run_dir), "--no-progress", *setting_args(setting, args.few_size),
@@ -107,7 +147,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 if (run_dir / "checkpoint.pt").exists():
                     argv_run.append("--resume")
                 print(f"== {setting} / {config} / seed {seed}", flush=True)
-                rows.append(row(setting, config, seed, addition.main(argv_run)))
+                rows.append(row(setting, name, seed, addition.main(argv_run)))
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(rows, indent=2))
     (out / "summary.md").write_text(markdown(rows))

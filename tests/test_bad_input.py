@@ -197,6 +197,8 @@ def _script(path: str):
     ("benchmarks/circuits.py", ["--digits", "-1"], "--digits"),
     ("tasks/shortcut_study.py", ["--seeds", "-1"], "--seeds"),
     ("tasks/shortcut_study.py", ["--settings", "nosuch"], "--settings"),
+    ("tasks/shortcut_study.py", ["--concept-labels", "0"], "--concept-labels"),
+    ("benchmarks/run.py", ["--dpl-max-n", "0"], "--dpl-max-n"),
 ])
 def test_other_commands_usage_errors(path, argv, needle, capsys):
     code, err = run_in_process(_script(path), argv, capsys)
@@ -227,6 +229,14 @@ def test_scripts_exit_cleanly(argv, code, needle, tmp_path):
     assert done.returncode == code, done.stderr
     assert "Traceback" not in done.stderr and needle in done.stderr
     assert len([line for line in done.stderr.splitlines() if "error:" in line]) == 1, done.stderr
+
+
+def test_benchmark_without_swipl_says_so(tmp_path):
+    env = {**os.environ, "PATH": str(Path(PY).parent), "NESY_GEDI_DATA": str(DATA)}
+    done = subprocess.run([PY, "benchmarks/run.py", "--skip-deepproblog", "--out", str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "swipl" in done.stderr and "--skip-deepstochlog" in done.stderr, done.stderr
 
 
 def test_debug_shows_the_traceback(tmp_path):

@@ -88,6 +88,29 @@ def test_plain_nesy_falls_into_the_evenodd_shortcut(tmp_path):
     assert results["ood"]["sum_accuracy"] < 0.5  # the shortcut does not transfer out of distribution
 
 
+def test_one_concept_label_per_digit_breaks_the_evenodd_shortcut(tmp_path):
+    """The same run as above plus one labelled (augmented) image per digit, weight 5: the digits are learned."""
+    results = load_task().main(["--pairs", "evenodd", "--epochs", "3", "--concept-labels", "1", "--concept-weight", "5",
+                                "--out", str(tmp_path), "--no-progress"])
+    assert results["concepts"]["concept_accuracy"] > 0.9
+    assert results["concepts"]["collapse"] == 0
+    assert results["ood"]["sum_accuracy"] > 0.8  # and now the task transfers out of distribution
+    assert "concept_ce" in results["history"][0]
+
+
+def test_labelled_concepts_are_k_per_class_and_seeded():
+    from nesy_gedi.data.concept_labels import labelled_concepts
+
+    split = load_mnist("test")
+    indices, labels = labelled_concepts(split, 3, seed=1)
+    assert labels.tolist() == [d for d in range(10) for _ in range(3)]
+    assert torch.equal(split.labels[indices], labels) and len(set(indices.tolist())) == 30
+    assert torch.equal(labelled_concepts(split, 3, seed=1)[0], indices)
+    assert not torch.equal(labelled_concepts(split, 3, seed=2)[0], indices)
+    with pytest.raises(ValueError, match="per_class"):
+        labelled_concepts(split, 0)
+
+
 def test_combined_gedi_and_entropy_losses_run_and_are_logged(tmp_path):
     task = load_task()
     results = task.main(["--pairs", "evenodd", "--train-size", "320", "--test-size", "200", "--gedi-weight", "1",

@@ -8,7 +8,10 @@ trains on a subset of digit pairs and tests in and out of distribution;
 (e.g. from ``tasks/gedi_pretrain.py``), ``--gedi-weight W`` (loss = NeSy NLL + W *
 GEDI terms on the same images: the clean view is the NeSy forward, the second an
 augmented copy of the same image) and ``--entropy-weight W`` (Marconato et al.:
-W * KL(batch-mean concept distribution || uniform)).
+W * KL(batch-mean concept distribution || uniform)) and ``--concept-labels K``
+(K labelled training images per digit, a supervised cross-entropy term on a
+fresh augmented copy of them each step, weight ``--concept-weight``, next to the
+NeSy loss).
 
 Writes to ``--out``: ``checkpoint.pt`` (every ``--checkpoint-every`` steps and
 each epoch; ``--resume`` continues from it), ``metrics.jsonl`` (one line per
@@ -24,12 +27,14 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from ..augment import DigitAugment
 from ..commands import (add_common_arguments, existing_file, nonnegative_float, nonnegative_int, output_dir,
                         positive_float, positive_int)
 from ..data import AdditionDataset, load_mnist
 from ..data.addition import addition_query
+from ..data.concept_labels import labelled_concepts
 from ..data.shortcuts import PAIR_SETS, pair_filter
 from ..errors import DataError
 from ..gedi import GEDIObjective, GEDIWeights, SGLDConfig
@@ -104,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sgld-steps", type=positive_int, default=10)
     parser.add_argument("--entropy-weight", type=nonnegative_float, default=0.0,
                         help="weight of the concept entropy regulariser")
+    parser.add_argument("--concept-labels", type=nonnegative_int, default=0, metavar="K",
+                        help="K labelled training images per digit, learned with cross-entropy (default 0: none)")
+    parser.add_argument("--concept-weight", type=nonnegative_float, default=1.0,
+                        help="weight of the --concept-labels cross-entropy")
     parser.add_argument("--out", type=output_dir, default="runs/mnist_add", help="directory of the run")
     parser.add_argument("--checkpoint-every", type=positive_int, default=None,
                         help="steps between checkpoints (default: every epoch)")
@@ -142,6 +151,11 @@ def run(args: argparse.Namespace) -> dict:
     restrict = None if args.pairs == "all" else pair_filter(args.pairs)
     train = AdditionDataset(train_split, args.n_digits, args.seed, args.train_size, restrict)
     test = AdditionDataset(test_split, args.n_digits, args.seed, args.test_size, restrict)
+    labelled = label_augment = None
+    if args.concept_labels:
+        label_augment = DigitAugment()
+        indices, labels = labelled_concepts(train_split, args.concept_labels, args.seed)
+        labelled = train_split.normalized(indices, device), labels.to(device)
     test_ood = None
     if args.pairs != "all":
         test_ood = AdditionDataset(test_split, 1, args.seed, args.test_size, pair_filter(args.pairs, False))
@@ -179,6 +193,11 @@ def run(args: argparse.Namespace) -> dict:
             gedi_terms = gedi(clean, augment(clean, generator), logits, view1_logits=logits)
             terms.update({f"gedi_{k}": v for k, v in gedi_terms.items().items()})
             loss = loss + args.gedi_weight * gedi_terms.total
+        if labelled is not None:
+            # a fresh augmented copy each step: a handful of images must not just be memorised
+            concept_ce = F.cross_entropy(net(label_augment(labelled[0], generator)), labelled[1])
+            terms["concept_ce"] = concept_ce.detach()
+            loss = loss + args.concept_weight * concept_ce
         if args.entropy_weight > 0:
             entropy = entropy_regulariser(logits)
             terms["entropy"] = entropy.detach()
