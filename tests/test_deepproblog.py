@@ -141,3 +141,41 @@ def test_train_model_learns_and_state_round_trips(tmp_path, capsys):
         module.logits.zero_()
     model.load_state(tmp_path / "state.pth")
     assert torch.equal(module.logits.detach(), saved)
+
+
+def test_train_model_resumes_where_it_stopped(tmp_path):
+    """3 epochs in one go == 1 epoch, then resume=True to 3 epochs in a fresh process-like set-up."""
+    class Lookup(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.logits = torch.nn.Parameter(torch.zeros(6, 3))
+
+        def forward(self, x):
+            return torch.softmax(self.logits[x.long().view(-1)], 1)
+
+    pairs = [(a, b) for a in range(6) for b in range(6)]
+    data = Pairs(pairs, [a % 3 + b % 3 for a, b in pairs])
+
+    def fresh():
+        torch.manual_seed(0)
+        module = Lookup()
+        net = Network(module, "net", batching=True)
+        net.optimizer = torch.optim.Adam(module.parameters(), lr=0.1)
+        coin = Network(Probabilities(torch.full((6,), 0.5)), "coin", batching=True)
+        model = Model(PROGRAM, [net, coin], load=False)
+        model.set_engine(ExactEngine(model), cache=True)
+        model.add_tensor_source("src", {(Constant(i),): torch.tensor(i) for i in range(6)})
+        return model, module, DataLoader(data, 4, True, seed=0)
+
+    model, reference, loader = fresh()
+    whole = train_model(model, loader, 3, verbose=0)
+    model, module, loader = fresh()
+    train_model(model, loader, 1, verbose=0, out=tmp_path)
+    assert not torch.equal(module.logits, reference.logits)
+    model, module, loader = fresh()
+    train = train_model(model, loader, 3, verbose=0, out=tmp_path, resume=True)
+    assert train.i == whole.i and torch.allclose(module.logits, reference.logits, atol=1e-6)
+    with pytest.raises(NesyError, match="needs out="):
+        train_model(model, loader, 1, resume=True)
+    with pytest.raises(NesyError, match="no checkpoint"):
+        train_model(model, loader, 1, resume=True, out=tmp_path / "none")

@@ -6,19 +6,22 @@ DeepProbLog's cross-entropy against each query's target probability, averaged
 over the batch, and the networks' own optimizers and schedulers are stepped as
 in DeepProbLog.  Logging follows DeepProbLog (``Iteration: ... Average Loss``
 every ``log_iter`` batches, ``test`` every ``test_iter``).  Extra keyword
-arguments of ours: ``out`` (a folder for checkpoints and ``metrics.jsonl``)
-and ``checkpoint_every`` (steps).
+arguments of ours: ``out`` (a folder for checkpoints and ``metrics.jsonl``),
+``checkpoint_every`` (steps) and ``resume`` (continue from ``out``'s checkpoint:
+networks, optimizers, schedulers, data order and position, RNG states).
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from ..errors import NotSupportedError
-from ..train.loop import LoopConfig, LoopState, Trainer
+from ..errors import DataError, NotSupportedError
+from ..train.checkpoint import load_checkpoint
+from ..train.loop import CHECKPOINT, LoopConfig, LoopState, Trainer
 from .dataset import DataLoader
 from .model import Model
 from .utils.logger import Logger
@@ -69,6 +72,15 @@ class TrainObject:
         else:
             raise NotSupportedError(f"not supported: stop condition {stop_criterion}; pass a number of epochs or "
                                     "EpochStop(n)")
+        checkpoint = None
+        if kwargs.get("resume"):
+            if kwargs.get("out") is None:
+                raise DataError("train_model(resume=True) needs out=, the folder of the run to continue")
+            path = Path(kwargs["out"]) / CHECKPOINT
+            if not path.exists():
+                raise DataError(f"train_model(resume=True): no checkpoint {path} to continue from")
+            checkpoint = load_checkpoint(path, "deepproblog")
+            initial_test = False
         test, test_iter = kwargs.get("test"), kwargs.get("test_iter", 1000)
         snapshot_name, snapshot_iter = kwargs.get("snapshot_name"), kwargs.get("snapshot_iter")
         if test is not None and initial_test:
@@ -109,7 +121,12 @@ class TrainObject:
                                extra_state={"loader": loader}, run_info={"kind": "deepproblog"},
                                order_fn=loader.epoch_order, after_step=after_step)
         self.model.optimizer.step_epoch()
-        if verbose and steps_per_epoch > log_iter:
+        if checkpoint is not None:  # after step_epoch: the checkpoint's scheduler state wins
+            self.trainer.load_state_dict(checkpoint)
+            self.i = self.trainer.state.step
+            if verbose:
+                print(f"Resuming at iteration {self.i} (epoch {self.trainer.state.epoch + 1})")
+        elif verbose and steps_per_epoch > log_iter:
             print("Epoch", 1)
         self.trainer.fit()
         self.epoch = self.trainer.state.epoch
