@@ -108,18 +108,23 @@ def test_unsupported_features_say_so():
         train_model(model, loader, 1, with_negatives=True)
 
 
-def test_train_model_learns_and_state_round_trips(tmp_path, capsys):
-    """Sums of two 'images' (ids) whose digit is id mod 3: the network must learn the digits from sums alone."""
+class Lookup(torch.nn.Module):
+    """A learnable softmax per input id (6 ids, 3 digits)."""
+
+    def __init__(self):
+        super().__init__()
+        self.logits = torch.nn.Parameter(torch.zeros(6, 3))
+
+    def forward(self, x):
+        return torch.softmax(self.logits[x.long().view(-1)], 1)
+
+
+SUM_PAIRS = [(a, b) for a in range(6) for b in range(6)]
+
+
+def _learnable_model() -> tuple[Model, Lookup, Pairs]:
+    """A model whose digit network must learn id mod 3 from sums of two ids, and its 36 sums."""
     torch.manual_seed(0)
-
-    class Lookup(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.logits = torch.nn.Parameter(torch.zeros(6, 3))
-
-        def forward(self, x):
-            return torch.softmax(self.logits[x.long().view(-1)], 1)
-
     module = Lookup()
     net = Network(module, "net", batching=True)
     net.optimizer = torch.optim.Adam(module.parameters(), lr=0.1)
@@ -127,8 +132,12 @@ def test_train_model_learns_and_state_round_trips(tmp_path, capsys):
     model = Model(PROGRAM, [net, coin], load=False)
     model.set_engine(ExactEngine(model), cache=True)
     model.add_tensor_source("src", {(Constant(i),): torch.tensor(i) for i in range(6)})
-    pairs = [(a, b) for a in range(6) for b in range(6)]
-    data = Pairs(pairs, [a % 3 + b % 3 for a, b in pairs])
+    return model, module, Pairs(SUM_PAIRS, [a % 3 + b % 3 for a, b in SUM_PAIRS])
+
+
+def test_train_model_learns_and_state_round_trips(tmp_path, capsys):
+    """Sums of two 'images' (ids) whose digit is id mod 3: the network must learn the digits from sums alone."""
+    model, module, data = _learnable_model()
     train = train_model(model, DataLoader(data, 4, True, seed=0), 30, log_iter=90)
     assert "Iteration:" in capsys.readouterr().out and train.logger.get_attribute("loss")
     accuracy = get_confusion_matrix(model, data).accuracy()
@@ -145,26 +154,8 @@ def test_train_model_learns_and_state_round_trips(tmp_path, capsys):
 
 def test_train_model_resumes_where_it_stopped(tmp_path):
     """3 epochs in one go == 1 epoch, then resume=True to 3 epochs in a fresh process-like set-up."""
-    class Lookup(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.logits = torch.nn.Parameter(torch.zeros(6, 3))
-
-        def forward(self, x):
-            return torch.softmax(self.logits[x.long().view(-1)], 1)
-
-    pairs = [(a, b) for a in range(6) for b in range(6)]
-    data = Pairs(pairs, [a % 3 + b % 3 for a, b in pairs])
-
     def fresh():
-        torch.manual_seed(0)
-        module = Lookup()
-        net = Network(module, "net", batching=True)
-        net.optimizer = torch.optim.Adam(module.parameters(), lr=0.1)
-        coin = Network(Probabilities(torch.full((6,), 0.5)), "coin", batching=True)
-        model = Model(PROGRAM, [net, coin], load=False)
-        model.set_engine(ExactEngine(model), cache=True)
-        model.add_tensor_source("src", {(Constant(i),): torch.tensor(i) for i in range(6)})
+        model, module, data = _learnable_model()
         return model, module, DataLoader(data, 4, True, seed=0)
 
     model, reference, loader = fresh()
