@@ -50,11 +50,16 @@ def run_deepproblog(python: Path, n: int, train_examples: int | None, test_examp
         command += ["--train-examples", str(train_examples)]
     if test_examples:
         command += ["--test-examples", str(test_examples)]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT / "benchmarks")
+    return run_worker(command, "DeepProbLog", ROOT / "benchmarks")
+
+
+def run_worker(command: list[str], peer: str, cwd: Path) -> dict:
+    """Run a peer's worker script in its venv; its last JSON line, or one error line naming the peer."""
+    done = subprocess.run(command, capture_output=True, text=True, cwd=cwd)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise DataError(f"the DeepProbLog run failed (exit {done.returncode}): {last}")
+        raise DataError(f"the {peer} run failed (exit {done.returncode}): {last}")
     return json.loads(lines[-1])
 
 
@@ -70,12 +75,7 @@ def run_deepstochlog(python: Path, n: int, train: AdditionDataset, test: Additio
     command = [str(python), str(ROOT / "benchmarks" / "deepstochlog_worker.py"), "--n-digits", str(n),
                "--examples", str(examples), "--data-dir", str(data_dir), "--batch-size", str(batch_size),
                "--seed", str(seed)]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=scratch)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise DataError(f"the DeepStochLog run failed (exit {done.returncode}): {last}")
-    return json.loads(lines[-1])
+    return run_worker(command, "DeepStochLog", scratch)
 
 
 @torch.no_grad()
@@ -249,7 +249,8 @@ def main(argv: list[str] | None = None) -> None:
     data_dir = resolve_data_dir(args.data_dir)
     if data_dir is None:
         raise DataError("benchmarks/run.py needs MNIST on disk: pass --data-dir or set NESY_GEDI_DATA")
-    load_mnist("test", data_dir)  # a missing data file is reported before any peer is installed
+    # read once here: a missing data file is reported before any peer is installed
+    train_split, test_split = load_mnist("train", data_dir), load_mnist("test", data_dir)
     out = Path(args.out)
     dpl = None if args.skip_deepproblog else deepproblog_with_mnist(Path(args.dpl_venv), data_dir)
     dsl = None if args.skip_deepstochlog else dsl_python(Path(args.dsl_venv), args.dsl_meta_program)
@@ -259,9 +260,9 @@ def main(argv: list[str] | None = None) -> None:
                                   out / "runs" / f"n{n}", args.batch_size))
         print(json.dumps(rows[-1]), flush=True)
         if dsl is not None:
-            train = AdditionDataset(load_mnist("train", data_dir), n, args.seed, args.train_examples)
+            train = AdditionDataset(train_split, n, args.seed, args.train_examples)
             test_examples = args.dsl_test_examples or (10 if n >= 4 else args.test_examples)
-            test = AdditionDataset(load_mnist("test", data_dir), n, args.seed, test_examples)
+            test = AdditionDataset(test_split, n, args.seed, test_examples)
             rows.append(run_deepstochlog(dsl, n, train, test, args.batch_size, args.seed, data_dir, out / "runs"))
             print(json.dumps(rows[-1]), flush=True)
         if dpl is not None and n <= args.dpl_max_n:
