@@ -1,14 +1,18 @@
-"""SDDs as layered arithmetic circuits, evaluated in the log semiring with torch.
+"""SDDs as layered sum-of-products circuits, evaluated in the log semiring with torch.
 
-An SDD decision node ``OR_i (prime_i AND sub_i)`` becomes a log-sum-exp node
-over product (log: sum) nodes.  Nodes are sorted into layers by depth and,
-inside a layer, into groups of equal kind and similar fan-in.  A group is
-evaluated for the whole batch at once: one gather of its children's values
-into a padded ``[nodes, fan_in, batch]`` tensor and one reduction.
+An SDD decision node ``OR_i (prime_i AND sub_i)`` becomes one *sum-of-products*
+node: ``log sum_i exp(v[prime_i] + v[sub_i])``.  Conjunctions are inlined into
+their parents (an AND kept only where a root needs it, as a one-term node), so a
+decision is one gather, one add and one log-sum-exp, and the circuit has half the
+layers of its AND/OR form.  Nodes are sorted into layers by depth; a layer is
+split into groups of similar width only where padding would waste work.  A group
+is evaluated for the whole batch at once from one padded
+``[nodes, terms, factors]`` index tensor.
 
-The backward pass is written by hand (:class:`_EvaluateCircuit`): it keeps one
-``[nodes, batch]`` value buffer instead of an autograd graph per layer and
-sends ``d out / d child`` = 1 (AND) or ``exp(child - out)`` (OR) down.
+The backward pass is written by hand (:class:`_EvaluateCircuit`): one
+``[nodes, batch]`` value buffer instead of an autograd graph per layer; each
+term's weight ``exp(term - node)`` is kept from the forward and sent down to
+every factor of the term.
 """
 
 from __future__ import annotations
@@ -21,48 +25,95 @@ from pysdd.sdd import SddNode
 from .leaves import NEG_INF_ROW, ZERO_ROW
 
 AND, OR = 0, 1
+PAD_SLACK = 1024  # index cells a group may pad before it is split by width
 
 
 @dataclass
 class _Group:
-    kind: int
     start: int  # index of the group's first node in the value buffer
-    children: torch.Tensor  # [nodes, fan_in], padded with the neutral row
+    children: torch.Tensor  # [nodes, terms, factors]: rows, padded with NEG_INF_ROW terms and ZERO_ROW factors
+
+
+def _sum_of_products(n_leaves: int, nodes: list[tuple[int, tuple[int, ...]]], roots: list[int]
+                     ) -> tuple[list[list[tuple[int, ...]]], list[int]]:
+    """AND/OR nodes -> nodes that are lists of terms (tuples of rows), ANDs inlined; returns (nodes, roots).
+
+    Row numbers below ``n_leaves`` are leaves; the returned nodes are numbered
+    from ``n_leaves`` in an order where children come first.
+    """
+    factors_memo: dict[int, tuple[int, ...]] = {}
+
+    def factors(row: int) -> tuple[int, ...]:
+        """The rows whose product ``row`` is: an AND node flattened, anything else itself."""
+        if row < n_leaves or nodes[row - n_leaves][0] != AND:
+            return (row,)
+        if row not in factors_memo:
+            factors_memo[row] = tuple(f for c in nodes[row - n_leaves][1] for f in factors(c))
+        return factors_memo[row]
+
+    def terms(row: int) -> list[tuple[int, ...]]:
+        kind, children = nodes[row - n_leaves]
+        return [factors(c) for c in children] if kind == OR else [factors(row)]
+
+    # keep the OR nodes reachable from the roots (through inlined ANDs) and the AND roots
+    kept: dict[int, int] = {}
+    out: list[list[tuple[int, ...]]] = []
+    for root in roots:
+        if root < n_leaves or root in kept:
+            continue
+        stack = [root]
+        while stack:
+            row = stack[-1]
+            if row in kept:
+                stack.pop()
+                continue
+            pending = [f for t in terms(row) for f in t if f >= n_leaves and f not in kept]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            out.append([tuple(f if f < n_leaves else kept[f] for f in t) for t in terms(row)])
+            kept[row] = n_leaves + len(out) - 1
+    return out, [r if r < n_leaves else kept[r] for r in roots]
 
 
 class TensorCircuit:
     """A multi-rooted circuit over the rows of a leaf table.
 
-    ``n_leaves`` is the number of leaf-table rows.  :meth:`forward` maps leaf
+    ``n_leaves`` is the number of leaf-table rows; ``nodes`` are AND/OR nodes
+    ``(kind, children)`` numbered from ``n_leaves``.  :meth:`forward` maps leaf
     log-weights ``[n_leaves, batch]`` to root log-values ``[batch, n_roots]``.
+    ``n_nodes``/``n_edges`` count the AND/OR circuit; ``n_layers`` the layers evaluated.
     """
 
     def __init__(self, n_leaves: int, nodes: list[tuple[int, tuple[int, ...]]], roots: list[int]):
         self.n_leaves = n_leaves
         self.n_nodes = len(nodes)
         self.n_edges = sum(len(children) for _, children in nodes)
-        depth = [0] * (n_leaves + len(nodes))
-        for i, (_, children) in enumerate(nodes):
-            depth[n_leaves + i] = 1 + max(depth[c] for c in children)
+        sop, sop_roots = _sum_of_products(n_leaves, nodes, roots)
+        depth = [0] * (n_leaves + len(sop))
+        for i, node in enumerate(sop):
+            depth[n_leaves + i] = 1 + max(depth[f] for t in node for f in t)
         self.n_layers = max(depth, default=0)
-        # New order: by layer, then kind, then fan-in bucket.
-        def bucket(n: int) -> int:
-            return max(1, (len(nodes[n][1]) - 1).bit_length())
-
-        order = sorted(range(len(nodes)), key=lambda n: (depth[n_leaves + n], nodes[n][0], bucket(n)))
-        new_index = list(range(n_leaves)) + [0] * len(nodes)
+        # new order: by layer, then by shape; a layer is cut where padding would waste work
+        order = sorted(range(len(sop)), key=lambda n: (depth[n_leaves + n], len(sop[n]), max(map(len, sop[n]))))
+        new_index = list(range(n_leaves)) + [0] * len(sop)
         for position, n in enumerate(order):
             new_index[n_leaves + n] = n_leaves + position
-        self.roots = [new_index[r] for r in roots]
-        self._groups: list[tuple[int, int, list[list[int]]]] = []
-        position = n_leaves
-        for n in order:
-            kind, children = nodes[n]
-            key = (depth[n_leaves + n], kind, bucket(n))
-            if not self._groups or self._groups[-1][0] != key:
-                self._groups.append((key, position, []))
-            self._groups[-1][2].append([new_index[c] for c in children])
-            position += 1
+        self.roots = [new_index[r] for r in sop_roots]
+        self._groups: list[tuple[int, list[list[tuple[int, ...]]]]] = []
+        layer, cells, width, arity = -1, 0, 0, 0
+        for position, n in enumerate(order):
+            node = [tuple(new_index[f] for f in t) for t in sop[n]]
+            w, a = len(node), max(map(len, node))
+            count = len(self._groups[-1][1]) if self._groups else 0
+            padded = (count + 1) * max(w, width) * max(a, arity)
+            if depth[n_leaves + n] != layer or padded > 2 * (cells + w * a) + PAD_SLACK:
+                self._groups.append((n_leaves + position, []))
+                layer, cells, width, arity = depth[n_leaves + n], 0, 0, 0
+            self._groups[-1][1].append(node)
+            cells, width, arity = cells + w * a, max(width, w), max(arity, a)
+        self.n_groups = len(self._groups)
         self._device_cache: dict[torch.device, tuple[list[_Group], torch.Tensor]] = {}
 
     @classmethod
@@ -127,11 +178,13 @@ class TensorCircuit:
     def _plan(self, device: torch.device) -> tuple[list[_Group], torch.Tensor]:
         if device not in self._device_cache:
             groups = []
-            for (_, kind, _), start, children in self._groups:
-                width = max(len(c) for c in children)
-                pad = ZERO_ROW if kind == AND else NEG_INF_ROW
-                padded = [c + [pad] * (width - len(c)) for c in children]
-                groups.append(_Group(kind, start, torch.tensor(padded, dtype=torch.long, device=device)))
+            for start, nodes in self._groups:
+                width = max(len(node) for node in nodes)
+                arity = max(len(t) for node in nodes for t in node)
+                pad_term = (NEG_INF_ROW,) + (ZERO_ROW,) * (arity - 1)
+                padded = [[t + (ZERO_ROW,) * (arity - len(t)) for t in node] + [pad_term] * (width - len(node))
+                          for node in nodes]
+                groups.append(_Group(start, torch.tensor(padded, dtype=torch.long, device=device)))
             roots = torch.tensor(self.roots, dtype=torch.long, device=device)
             self._device_cache[device] = (groups, roots)
         return self._device_cache[device]
@@ -148,17 +201,30 @@ class TensorCircuit:
     def __repr__(self) -> str:
         return (
             f"TensorCircuit(leaves={self.n_leaves}, nodes={self.n_nodes}, edges={self.n_edges}, "
-            f"layers={self.n_layers}, roots={len(self.roots)})"
+            f"layers={self.n_layers}, groups={self.n_groups}, roots={len(self.roots)})"
         )
 
 
-def _run(values: torch.Tensor, groups: list[_Group]) -> None:
+def _run(values: torch.Tensor, groups: list[_Group], keep_weights: bool) -> list[torch.Tensor | None]:
+    """Fill ``values`` group by group; returns each group's term weights ``exp(term - node)`` if asked."""
     batch = values.shape[1]
+    weights: list[torch.Tensor | None] = []
     for group in groups:
-        n, width = group.children.shape
-        gathered = values.index_select(0, group.children.view(-1)).view(n, width, batch)
-        out = gathered.sum(1) if group.kind == AND else torch.logsumexp(gathered, dim=1)
+        n, width, arity = group.children.shape
+        gathered = values.index_select(0, group.children.view(-1)).view(n, width, arity, batch)
+        terms = gathered.sum(2) if arity > 1 else gathered.squeeze(2)
+        if width == 1:
+            out = terms.squeeze(1)
+            weights.append(None)
+        else:
+            top = terms.amax(1, keepdim=True).clamp_min(torch.finfo(terms.dtype).min)  # all -inf: stays finite
+            scaled = (terms - top).exp_()
+            total = scaled.sum(1, keepdim=True)
+            out = (total.log() + top).squeeze(1)
+            # total >= 1 unless every term is -inf (then every weight is 0)
+            weights.append(scaled.div_(total.clamp_min(1.0)) if keep_weights else None)
         values[group.start : group.start + n] = out
+    return weights
 
 
 class _EvaluateCircuit(torch.autograd.Function):
@@ -166,28 +232,24 @@ class _EvaluateCircuit(torch.autograd.Function):
     def forward(ctx, leaves, groups, roots, total):  # type: ignore[override]
         values = leaves.new_empty((total, leaves.shape[1]))
         values[: leaves.shape[0]] = leaves
-        _run(values, groups)
-        ctx.groups, ctx.n_leaves = groups, leaves.shape[0]
-        ctx.save_for_backward(values, roots)
+        weights = _run(values, groups, keep_weights=leaves.requires_grad)
+        ctx.groups, ctx.weights, ctx.n_leaves = groups, weights, leaves.shape[0]
+        ctx.save_for_backward(roots)
+        ctx.total = total
         return values.index_select(0, roots)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_roots):  # type: ignore[override]
-        values, roots = ctx.saved_tensors
-        grads = torch.zeros_like(values)
+        (roots,) = ctx.saved_tensors
+        batch = grad_roots.shape[1]
+        grads = grad_roots.new_zeros((ctx.total, batch))
         grads.index_add_(0, roots, grad_roots)
-        batch = values.shape[1]
-        for group in reversed(ctx.groups):
-            n, width = group.children.shape
+        for group, weight in zip(reversed(ctx.groups), reversed(ctx.weights)):
+            n, width, arity = group.children.shape
             grad_out = grads[group.start : group.start + n].unsqueeze(1)
-            if group.kind == AND:
-                grad_children = grad_out.expand(n, width, batch)
-            else:
-                out = values[group.start : group.start + n].unsqueeze(1)
-                children = values.index_select(0, group.children.view(-1)).view(n, width, batch)
-                weight = torch.exp(children - out)
-                weight = torch.where(torch.isfinite(out), weight, torch.zeros_like(weight))
-                grad_children = grad_out * weight
-            grads.index_add_(0, group.children.view(-1), grad_children.reshape(n * width, batch))
+            # a copy where no product makes one: index_add_ must not read what it writes
+            grad_terms = grad_out.clone() if weight is None else grad_out * weight
+            grads.index_add_(0, group.children.view(-1),
+                             grad_terms.unsqueeze(2).expand(n, width, arity, batch).reshape(-1, batch))
         return grads[: ctx.n_leaves], None, None, None

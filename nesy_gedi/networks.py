@@ -72,11 +72,41 @@ class EnergyCNN(nn.Module):
         return self.classifier(self.encoder(_mnist_images(x, "EnergyCNN")).flatten(1))
 
 
-ARCHITECTURES = {"mnist_cnn": MnistCNN, "ebm": EnergyCNN}
+class LargeCNN(nn.Module):
+    """A wider VGG-style net for high digit accuracy (about 16x the cost of :class:`MnistCNN`).
+
+    Two blocks of two 3x3 convolutions with batch norm and max-pooling, then a
+    dropout-regularised hidden layer.  Supervised with augmentation, nets of this
+    shape reach about 99.6% on MNIST; ``tasks/mnist_add.py --arch cnn_large
+    --augment 0.5`` uses it where long sums need every digit right (N = 100).
+    ``[batch, 1, 28, 28]`` -> ``[batch, n_classes]`` logits.
+    """
+
+    def __init__(self, n_classes: int = 10, width: int = 32) -> None:
+        super().__init__()
+
+        def conv(c_in: int, c_out: int) -> list[nn.Module]:
+            return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+
+        self.encoder = nn.Sequential(
+            *conv(1, width), *conv(width, width), nn.MaxPool2d(2),  # 14x14
+            *conv(width, 2 * width), *conv(2 * width, 2 * width), nn.MaxPool2d(2),  # 7x7
+        )
+        self.classifier = nn.Sequential(
+            nn.Linear(2 * width * 49, 256, bias=False), nn.BatchNorm1d(256), nn.ReLU(True), nn.Dropout(0.3),
+            nn.Linear(256, n_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.encoder(_mnist_images(x, "LargeCNN")).flatten(1))
+
+
+ARCHITECTURES = {"mnist_cnn": MnistCNN, "ebm": EnergyCNN, "cnn_large": LargeCNN}
 
 
 def build_network(arch: str, n_classes: int = 10) -> nn.Module:
-    """A fresh network by architecture name (``mnist_cnn``: DeepProbLog's LeNet; ``ebm``: :class:`EnergyCNN`)."""
+    """A fresh network by architecture name (``mnist_cnn``: DeepProbLog's LeNet; ``ebm``: :class:`EnergyCNN`;
+    ``cnn_large``: :class:`LargeCNN`)."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
     return ARCHITECTURES[arch](n_classes)

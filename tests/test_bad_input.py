@@ -79,6 +79,7 @@ USAGE = [
     (["--gedi-weight", "-1"], "--gedi-weight"),
     (["--checkpoint-every", "0"], "--checkpoint-every"),
     (["--arch", "resnet"], "--arch"),
+    (["--augment", "1.5"], "--augment"),
 ]
 
 

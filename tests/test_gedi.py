@@ -112,7 +112,9 @@ def test_energy_cnn_is_smooth_and_shaped_like_mnist_cnn():
     assert net(x).shape == (3, 10)
     (grad,) = torch.autograd.grad(energy(net(x)).sum(), x)
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
-    assert set(ARCHITECTURES) == {"mnist_cnn", "ebm"}
+    assert set(ARCHITECTURES) == {"mnist_cnn", "ebm", "cnn_large"}
+    large = build_network("cnn_large").eval()
+    assert large(torch.randn(3, 1, 28, 28)).shape == (3, 10)
     with pytest.raises(ValueError, match="unknown architecture"):
         build_network("resnet")
 

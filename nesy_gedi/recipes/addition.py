@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from ..augment import DigitAugment
 from ..commands import (add_common_arguments, existing_file, nonnegative_float, nonnegative_int, output_dir,
-                        positive_float, positive_int)
+                        positive_float, positive_int, probability)
 from ..data import AdditionDataset, load_mnist
 from ..data.addition import addition_query
 from ..data.concept_labels import labelled_concepts
@@ -72,9 +72,10 @@ def addition_inputs(data: AdditionDataset, examples: torch.Tensor, device,
     return query, inputs
 
 
-def batch_forward(model: NeSyModel, data: AdditionDataset, examples: torch.Tensor, device):
-    """``([batch] log P(observed sum), QueryResult, inputs)`` of one forward."""
-    query, inputs = addition_inputs(data, examples, device)
+def batch_forward(model: NeSyModel, data: AdditionDataset, examples: torch.Tensor, device,
+                  images: torch.Tensor | None = None):
+    """``([batch] log P(observed sum), QueryResult, inputs)`` of one forward (``images``: e.g. augmented ones)."""
+    query, inputs = addition_inputs(data, examples, device, images)
     result = model(query, inputs)
     if data.n_digits == 1:
         sums = [int(s) for s in data.sums[examples]]
@@ -94,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="learning-rate schedule over all steps")
     parser.add_argument("--arch", choices=list(ARCHITECTURES), default="mnist_cnn",
                         help="digit network: mnist_cnn (DeepProbLog's LeNet) or ebm (EnergyCNN)")
+    parser.add_argument("--augment", type=probability, default=0.0, metavar="S",
+                        help="train on randomly augmented digit images (DigitAugment at strength S in (0, 1]; default 0: none)")
     parser.add_argument("--seed", type=nonnegative_int, default=0)
     parser.add_argument("--train-size", type=positive_int, default=None, help="use only this many training examples")
     parser.add_argument("--test-size", type=positive_int, default=None)
@@ -173,6 +176,7 @@ def run(args: argparse.Namespace) -> dict:
     scheduler = None
     if args.schedule == "onecycle" and steps >= 20:  # too few steps for warm-up and decay: constant
         scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=steps, pct_start=0.1)
+    train_augment = DigitAugment().scaled(args.augment) if args.augment > 0 else None
     gedi = augment = None
     extra = {}
     if args.gedi_weight > 0:
@@ -182,7 +186,11 @@ def run(args: argparse.Namespace) -> dict:
         extra["replay_buffer"] = gedi.sampler.buffer
 
     def step(examples: torch.Tensor) -> dict[str, torch.Tensor]:
-        log_prob, result, inputs = batch_forward(model, train, examples, device)
+        images = None
+        if train_augment is not None:
+            images = train.images(examples, device)
+            images = train_augment(images.view(-1, 1, 28, 28), generator).view_as(images)
+        log_prob, result, inputs = batch_forward(model, train, examples, device, images)
         logits = result.logits["mnist_net"]
         loss = nesy_nll(log_prob)
         terms = {"nll": loss.detach()}
