@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--schedule", choices=("onecycle", "constant"), default="onecycle",
                         help="learning-rate schedule over all steps")
     parser.add_argument("--arch", choices=list(ARCHITECTURES), default="mnist_cnn",
-                        help="digit network: mnist_cnn (DeepProbLog's LeNet) or ebm (EnergyCNN)")
+                        help="digit network: mnist_cnn (DeepProbLog's LeNet), ebm (EnergyCNN) or cnn_large (LargeCNN)")
     parser.add_argument("--augment", type=probability, default=0.0, metavar="S",
                         help="train on randomly augmented digit images (DigitAugment at strength S in (0, 1]; default 0: none)")
     parser.add_argument("--seed", type=nonnegative_int, default=0)
