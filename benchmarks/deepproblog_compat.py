@@ -2,6 +2,7 @@
 
     python benchmarks/deepproblog_compat.py                  # N = 1 and 2
     python benchmarks/deepproblog_compat.py --n-digits 1 --train-examples 3000 --test-examples 500
+    python benchmarks/deepproblog_compat.py --task list-sum --max-length 5
 
 The script (``SCRIPT`` below) is written the way DeepProbLog's own
 ``examples/MNIST/addition.py`` is: ``Network(..., batching=True)``, ``Model``,
@@ -10,6 +11,12 @@ The script (``SCRIPT`` below) is written the way DeepProbLog's own
 prefix differs between the two runs.  DeepProbLog runs in its own venv (made
 on first use, ``--dpl-venv``); both use ``programs/addition.pl`` and the same
 torch seed.  Writes ``benchmarks/deepproblog_compat.{json,md}``.
+
+``--task list-sum`` runs a second script (``LIST_SCRIPT``): the sum of a list of
+1 to ``--max-length`` MNIST images through ``programs/list_sum.pl``, each list
+length its own query shape; its dataset class is written in the script against
+DeepProbLog's ``Dataset``/``Query`` API and its MNIST ``datasets``, as a user would.
+Writes ``benchmarks/deepproblog_compat_list_sum.{json,md}``.
 """
 
 from __future__ import annotations
@@ -65,28 +72,103 @@ print(json.dumps({{"train_examples": len(train_set), "train_s": train_s, "test_e
 '''
 
 
-def run_script(python: str, prefix: str, n: int, n_train: int, n_test: int, seed: int, env: dict) -> dict:
+LIST_SCRIPT = '''
+import json, random, sys, time
+import torch
+from problog.logic import Constant, Term, list2term
+from {P}.dataset import DataLoader, Dataset
+from {P}.engines import ExactEngine
+from {P}.evaluate import get_confusion_matrix
+from {P}.examples.MNIST.data import MNIST_train, MNIST_test, datasets
+from {P}.examples.MNIST.network import MNIST_Net
+from {P}.model import Model
+from {P}.network import Network
+from {P}.query import Query
+from {P}.train import train_model
+
+
+class ListSum(Dataset):
+    """sum_list([p0, ..., pk], Sum) over disjoint random lists of 1 to max_length images."""
+
+    def __init__(self, split, max_length, seed):
+        self.split = split
+        self.labels = datasets[split].targets
+        rng = random.Random(seed)
+        indices = list(range(len(self.labels)))
+        rng.shuffle(indices)
+        self.data, position = [], 0
+        while True:
+            length = rng.randint(1, max_length)
+            if position + length > len(indices):
+                break
+            self.data.append(indices[position:position + length])
+            position += length
+
+    def __len__(self):
+        return len(self.data)
+
+    def to_query(self, i):
+        names = [Term("p%d" % j) for j in range(len(self.data[i]))]
+        substitution = {{n: Term("tensor", Term(self.split, Constant(k))) for n, k in zip(names, self.data[i])}}
+        total = sum(int(self.labels[k]) for k in self.data[i])
+        return Query(Term("sum_list", list2term(names), Constant(total)), substitution)
+
+
+max_length, n_train, n_test, seed, program, snapshot = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
+torch.manual_seed(seed)
+train_set = ListSum("train", max_length, seed).subset(n_train)
+test_set = ListSum("test", max_length, seed).subset(n_test)
+network = MNIST_Net()
+net = Network(network, "mnist_net", batching=True)
+net.optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
+model = Model(program, [net])
+model.set_engine(ExactEngine(model), cache=True)
+model.add_tensor_source("train", MNIST_train)
+model.add_tensor_source("test", MNIST_test)
+loader = DataLoader(train_set, 2, False)
+start = time.perf_counter()
+train = train_model(model, loader, 1, log_iter=100000, profile=0)
+train_s = time.perf_counter() - start
+model.save_state(snapshot)
+start = time.perf_counter()
+accuracy = get_confusion_matrix(model, test_set, verbose=0).accuracy()
+test_s = time.perf_counter() - start
+print(json.dumps({{"train_examples": len(train_set), "train_s": train_s, "test_examples": len(test_set),
+                  "test_s": test_s, "accuracy": float(accuracy)}}))
+'''
+
+TASKS = {"addition": (SCRIPT, "addition.pl", "deepproblog_compat"),
+         "list-sum": (LIST_SCRIPT, "list_sum.pl", "deepproblog_compat_list_sum")}
+
+
+def run_script(python: str, prefix: str, n: int, n_train: int, n_test: int, seed: int, env: dict,
+               task: str = "addition") -> dict:
+    """One run of the ``task`` script with ``prefix`` imports (``n``: digits per number, or the longest list)."""
+    source, program, _ = TASKS[task]
     with tempfile.TemporaryDirectory() as tmp:
-        script = Path(tmp) / "addition.py"
-        script.write_text(SCRIPT.format(P=prefix))
+        script = Path(tmp) / "script.py"
+        script.write_text(source.format(P=prefix))
         command = [python, str(script), str(n), str(n_train), str(n_test), str(seed),
-                   str(ROOT / "programs" / "addition.pl"), str(Path(tmp) / "snapshot.pth")]
+                   str(ROOT / "programs" / program), str(Path(tmp) / "snapshot.pth")]
         done = subprocess.run(command, capture_output=True, text=True, cwd=tmp, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise DataError(f"the {prefix} run failed (exit {done.returncode}): {last}")
     row = json.loads(lines[-1])
-    row.update(system=prefix, n_digits=n, train_examples_per_s=row["train_examples"] / row["train_s"],
+    row.update(system=prefix, task=task, n_digits=n, train_examples_per_s=row["train_examples"] / row["train_s"],
                test_examples_per_s=row["test_examples"] / row["test_s"])
     return row
 
 
-def markdown(rows: list[dict]) -> str:
-    lines = ["# One DeepProbLog script, two import prefixes", "",
-             "Made by `python benchmarks/deepproblog_compat.py`; same script, program (`programs/addition.pl`), seed,",
+def markdown(rows: list[dict], task: str = "addition") -> str:
+    _, program, _ = TASKS[task]
+    command = "python benchmarks/deepproblog_compat.py" + ("" if task == "addition" else f" --task {task}")
+    n = "N" if task == "addition" else "longest list"
+    lines = [f"# One DeepProbLog script, two import prefixes ({task})", "",
+             f"Made by `{command}`; same script, program (`programs/{program}`), seed,",
              "data order and batch size 2; one epoch over the first examples; CPU.", "",
-             "| N | imports | train examples | train ex/s | test examples | test ex/s | test sum accuracy |",
+             f"| {n} | imports | train examples | train ex/s | test examples | test ex/s | test sum accuracy |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['n_digits']} | `{r['system']}` | {r['train_examples']} | {r['train_examples_per_s']:,.1f} | "
@@ -98,14 +180,17 @@ def markdown(rows: list[dict]) -> str:
     for n, pair in sorted(by_n.items()):
         if len(pair) == 2:
             ours, theirs = pair["nesy_gedi.deepproblog"], pair["deepproblog"]
-            lines.append(f"N={n}: training {ours['train_examples_per_s'] / theirs['train_examples_per_s']:.1f}x, "
+            lines.append(f"{'N' if task == 'addition' else 'longest list'}={n}: training {ours['train_examples_per_s'] / theirs['train_examples_per_s']:.1f}x, "
                          f"testing {ours['test_examples_per_s'] / theirs['test_examples_per_s']:.1f}x faster.")
     return "\n".join(lines) + "\n"
 
 
 def benchmark(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", choices=list(TASKS), default="addition")
     parser.add_argument("--n-digits", type=positive_int, nargs="+", default=[1, 2])
+    parser.add_argument("--max-length", type=positive_int, nargs="+", default=[5],
+                        help="longest list of --task list-sum (default 5)")
     parser.add_argument("--train-examples", type=positive_int, default=None,
                         help="default: 3000 for N=1, 300 for N=2 (DeepProbLog's speed)")
     parser.add_argument("--test-examples", type=positive_int, default=None, help="default: 500 for N=1, 50 for N=2")
@@ -122,17 +207,20 @@ def benchmark(argv: list[str] | None = None) -> None:
     if not args.skip_deepproblog:
         dpl = deepproblog_with_mnist(Path(args.dpl_venv), data_dir)
     rows = []
-    for n in args.n_digits:
-        n_train = args.train_examples or (3000 if n == 1 else 300)
-        n_test = args.test_examples or (500 if n == 1 else 50)
-        rows.append(run_script(sys.executable, "nesy_gedi.deepproblog", n, n_train, n_test, args.seed, env))
+    sizes = args.n_digits if args.task == "addition" else args.max_length
+    for n in sizes:
+        small = args.task == "addition" and n > 1
+        n_train = args.train_examples or (300 if small else 3000)
+        n_test = args.test_examples or (50 if small else 500)
+        rows.append(run_script(sys.executable, "nesy_gedi.deepproblog", n, n_train, n_test, args.seed, env, args.task))
         print(json.dumps(rows[-1]), flush=True)
         if dpl is not None:
-            rows.append(run_script(str(dpl), "deepproblog", n, n_train, n_test, args.seed, env))
+            rows.append(run_script(str(dpl), "deepproblog", n, n_train, n_test, args.seed, env, args.task))
             print(json.dumps(rows[-1]), flush=True)
-    (ROOT / "benchmarks" / "deepproblog_compat.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (ROOT / "benchmarks" / "deepproblog_compat.md").write_text(markdown(rows))
-    print(markdown(rows))
+    stem = TASKS[args.task][2]
+    (ROOT / "benchmarks" / f"{stem}.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (ROOT / "benchmarks" / f"{stem}.md").write_text(markdown(rows, args.task))
+    print(markdown(rows, args.task))
 
 
 def main(argv: list[str] | None = None) -> int:

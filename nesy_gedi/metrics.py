@@ -75,7 +75,7 @@ def matched_accuracy(pred, labels, n_classes: int) -> float:
     return concept_accuracy(mapping[_np(pred)], labels)
 
 
-def concept_report(probs, labels, n_classes: int | None = None) -> dict:
+def concept_report(probs, labels, n_classes: int | None = None, ece_bins: int = 15) -> dict:
     """All metrics for predicted concept probabilities ``[n, K]`` against true concepts ``[n]``."""
     probs, labels = _np(probs), _np(labels)
     k = n_classes or probs.shape[1]
@@ -85,8 +85,21 @@ def concept_report(probs, labels, n_classes: int | None = None) -> dict:
         "macro_f1": macro_f1(pred, labels, k),
         "weighted_f1": weighted_f1(pred, labels, k),
         "collapse": collapse(pred, k),
-        "ece": expected_calibration_error(probs, labels),
+        "ece": expected_calibration_error(probs, labels, ece_bins),
         "nmi": nmi(pred, labels),
         "matched_accuracy": matched_accuracy(pred, labels, k),
         "confusion_matrix": confusion_matrix(pred, labels, k).tolist(),
     }
+
+
+def digit_map(confusion: list[list[int]]) -> str:
+    """How the learned digits relate to the true ones: ``identity``, ``d+5`` (EvenOdd's other
+    permutation), ``other permutation`` or ``not a permutation`` (most frequent prediction per digit)."""
+    predicted = [max(range(len(row)), key=row.__getitem__) for row in confusion]
+    if sorted(predicted) != list(range(len(predicted))):
+        return "not a permutation"
+    if predicted == list(range(len(predicted))):
+        return "identity"
+    if predicted == [(d + 5) % 10 for d in range(len(predicted))]:
+        return "d+5"
+    return "other permutation"

@@ -5,12 +5,16 @@
 
 Configurations: plain NeSy, GEDI pretraining, the GEDI loss, both, the entropy
 regulariser (the default five), and with ``--configs nesy+labels nesy+gedi+labels``
-K labelled images per digit (``--concept-labels K``).  Each table cell is mean ±
+K labelled images per digit (``--concept-labels K``), and with ``+clusterhead``
+the digits as a learned permutation of the network's outputs (``--cluster-head``).  Each table cell is mean ±
 std over ``--seeds``; "digit maps" says per seed whether the learned digits are
 the identity, EvenOdd's other permutation d -> d+5, another permutation or none.
 
 Settings: ``evenodd`` and ``restricted`` (digit-pair restrictions, see
-``nesy_gedi.data.shortcuts``) and ``few`` (all pairs, ``--few-size`` examples).
+``nesy_gedi.data.shortcuts``), ``few`` (all pairs, ``--few-size`` examples), and
+``rsbench-evenodd`` / ``rsbench-half``: MNAdd-EvenOdd and MNAdd-Half with rsbench's
+splits (``nesy_gedi.data.rsbench``; Half has 5 digit values, so the 10-cluster
+``--pretrained`` network does not fit it).
 Each run is the ``mnist_add`` recipe with one regulariser; results go to
 ``OUT/<setting>/<config>/results.json`` and a Markdown table to ``OUT/summary.md``.
 Runs are resumable: a run with a results.json is not repeated, a run with
@@ -28,6 +32,7 @@ from pathlib import Path
 from nesy_gedi.commands import add_common_arguments, nonnegative_float, nonnegative_int, output_dir, positive_int, \
     run_command
 from nesy_gedi.errors import DataError
+from nesy_gedi.metrics import digit_map
 from nesy_gedi.recipes import addition
 
 CONFIGS = {
@@ -38,32 +43,30 @@ CONFIGS = {
     "nesy+entropy": ["--entropy-weight", "{entropy_weight}"],
     "nesy+labels": ["--concept-labels", "{concept_labels}"],
     "nesy+gedi+labels": ["--gedi-weight", "{gedi_weight}", "--concept-labels", "{concept_labels}"],
+    "nesy+clusterhead": ["--cluster-head"],
+    "nesy+pretrained+clusterhead": ["--pretrained", "{pretrained}", "--cluster-head"],
+    "nesy+gedi+clusterhead": ["--gedi-weight", "{gedi_weight}", "--cluster-head"],
+    "nesy+pretrained+gedi+clusterhead": ["--pretrained", "{pretrained}", "--gedi-weight", "{gedi_weight}",
+                                         "--cluster-head"],
 }
 DEFAULT_CONFIGS = ["nesy", "nesy+pretrained", "nesy+gedi", "nesy+pretrained+gedi", "nesy+entropy"]
 
 
-def digit_map(confusion: list[list[int]]) -> str:
-    """How the learned digits relate to the true ones: ``identity``, ``d+5`` (EvenOdd's other
-    permutation), ``other permutation`` or ``not a permutation`` (most frequent prediction per digit)."""
-    predicted = [max(range(len(row)), key=row.__getitem__) for row in confusion]
-    if sorted(predicted) != list(range(len(predicted))):
-        return "not a permutation"
-    if predicted == list(range(len(predicted))):
-        return "identity"
-    if predicted == [(d + 5) % 10 for d in range(len(predicted))]:
-        return "d+5"
-    return "other permutation"
+SETTINGS = ["evenodd", "restricted", "few", "rsbench-evenodd", "rsbench-half"]
 
 
 def setting_args(setting: str, few_size: int) -> list[str]:
     if setting == "few":
         return ["--train-size", str(few_size)]
+    if setting.startswith("rsbench-"):
+        return ["--pairs", setting.removeprefix("rsbench-"), "--split", "rsbench"]
     return ["--pairs", setting]
 
 
 def row(setting: str, config: str, seed: int, r: dict) -> dict:
     c = r["concepts"]
     out = {"setting": setting, "config": config, "seed": seed, "sum_accuracy": r["sum_accuracy"],
+           "sum_macro_f1": r.get("sum_macro_f1"),
            "concept_accuracy": c["concept_accuracy"], "macro_f1": c["macro_f1"], "collapse": c["collapse"],
            "ece": c["ece"], "nmi": c["nmi"], "matched_accuracy": c["matched_accuracy"],
            "digit_map": digit_map(c["confusion_matrix"]), "train_seconds": r["train_seconds"]}
@@ -82,7 +85,7 @@ def mean_std(values: list[float]) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-    cols = ["sum_accuracy", "concept_accuracy", "matched_accuracy", "macro_f1", "collapse", "ece", "nmi",
+    cols = ["sum_accuracy", "sum_macro_f1", "concept_accuracy", "matched_accuracy", "macro_f1", "collapse", "ece", "nmi",
             "ood_sum_accuracy", "ood_concept_accuracy"]
     lines = ["| setting | config | seeds | " + " | ".join(cols) + " | digit maps | train s |",
              "|" + "---|" * (len(cols) + 5)]
@@ -92,7 +95,7 @@ def markdown(rows: list[dict]) -> str:
     for (setting, config), rs in groups.items():
         cells = []
         for col in cols:
-            values = [r[col] for r in rs if col in r]
+            values = [r[col] for r in rs if r.get(col) is not None]
             cells.append(mean_std(values) if values else "-")
         maps = ", ".join(r.get("digit_map", "?") for r in rs)
         seconds = [r["train_seconds"] for r in rs if "train_seconds" in r]
@@ -104,8 +107,7 @@ def markdown(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(prog="shortcut_study.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--settings", nargs="+", default=["evenodd", "restricted", "few"],
-                        choices=["evenodd", "restricted", "few"])
+    parser.add_argument("--settings", nargs="+", default=["evenodd", "restricted", "few"], choices=SETTINGS)
     parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, choices=list(CONFIGS))
     parser.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0])
     parser.add_argument("--epochs", type=positive_int, default=3)

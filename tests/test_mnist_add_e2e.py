@@ -147,3 +147,64 @@ def test_large_cnn_learns_digits_from_augmented_sums(tmp_path):
     assert results["digit_accuracy"] > 0.93  # 0.977 measured; LeNet's first test above asks > 0.85 of twice the data
     assert results["sum_accuracy"] > 0.88
     assert json.loads((tmp_path / "results.json").read_text())["args"]["augment"] == 0.5
+
+
+@pytest.fixture(scope="module")
+def gedi_clusterer(tmp_path_factory) -> Path:
+    """A short GEDI pretraining (2,000 steps, no generative term): NMI about 0.8 on MNIST test."""
+    from nesy_gedi.recipes import gedi_pretrain
+
+    out = tmp_path_factory.mktemp("gedi_clusterer")
+    results = gedi_pretrain.main(["--steps", "2000", "--gen-weight", "0", "--seed", "0", "--out", str(out),
+                                  "--no-progress"])
+    assert results["nmi"] > 0.7
+    return out / "mnist_net.pt"
+
+
+def test_cluster_head_on_gedi_clusters_finds_an_evenodd_permutation(gedi_clusterer, tmp_path):
+    """GEDI clusters named by a doubly-stochastic head: the digit map is one of EvenOdd's two permutations."""
+    from nesy_gedi.metrics import digit_map
+
+    results = load_task().main(["--pairs", "evenodd", "--epochs", "3", "--pretrained", str(gedi_clusterer),
+                                "--gedi-weight", "1", "--cluster-head", "--out", str(tmp_path), "--no-progress"])
+    c = results["concepts"]
+    assert sorted(results["cluster_to_digit"]) == list(range(10))
+    assert c["collapse"] == 0
+    assert c["matched_accuracy"] > 0.93
+    assert digit_map(c["confusion_matrix"]) in ("identity", "d+5")
+    if digit_map(c["confusion_matrix"]) == "identity":
+        assert c["concept_accuracy"] > 0.93 and results["ood"]["sum_accuracy"] > 0.85
+
+
+def test_rsbench_splits_have_rsbench_sizes_and_pairs():
+    from nesy_gedi.data.rsbench import rsbench_split
+    from nesy_gedi.data.shortcuts import allowed_pairs
+
+    train, test = load_mnist("train"), load_mnist("test")
+    sizes = {"evenodd": (6720, 960, 5040), "half": (2940, 420, 1080)}
+    for setting, (n_train, n_test, n_ood) in sizes.items():
+        parts = (rsbench_split(setting, "train", train), rsbench_split(setting, "test", test),
+                 rsbench_split(setting, "test", test, in_distribution=False))
+        assert tuple(len(p) for p in parts) == (n_train, n_test, n_ood)
+        pairs = allowed_pairs(setting)
+        for part, inside in zip(parts, (True, True, False)):
+            seen = {tuple(d) for d in part.digits[:, :, 0].tolist()}
+            assert all((pair in pairs) == inside for pair in seen)
+            assert part.digits.max() < (10 if setting == "evenodd" else 5)
+        # uniform over the pairs it keeps, as rsbench's pool is
+        counts = torch.unique(parts[0].digits[:, :, 0], dim=0, return_counts=True)[1]
+        assert set(counts.tolist()) == {420}
+    again = rsbench_split("half", "train", train)
+    assert torch.equal(again.indices, rsbench_split("half", "train", train).indices)  # one fixed pool
+    with pytest.raises(ValueError, match="rsbench setting"):
+        rsbench_split("restricted", "train", train)
+
+
+def test_half_trains_a_five_way_digit_network(tmp_path):
+    results = load_task().main(["--pairs", "half", "--split", "rsbench", "--epochs", "1", "--out", str(tmp_path),
+                                "--no-progress"])
+    assert len(results["concepts"]["confusion_matrix"]) == 5
+    assert results["sum_accuracy"] > 0.8  # the four training sums are learned
+    assert 0 <= results["sum_macro_f1"] <= 1
+    with pytest.raises(DataError, match="--split rsbench needs"):
+        load_task().main(["--pairs", "restricted", "--split", "rsbench", "--out", str(tmp_path / "x"), "--no-progress"])

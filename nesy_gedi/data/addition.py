@@ -46,6 +46,20 @@ class AdditionDataset:
             indices = indices[keep]
         if size is not None:
             indices = indices[:size]
+        self._set_indices(indices)
+
+    @classmethod
+    def from_indices(cls, split: MnistSplit, indices: torch.Tensor) -> "AdditionDataset":
+        """Examples given by image indices ``[E, 2, N]`` into ``split`` (images may repeat)."""
+        if indices.dim() != 3 or indices.shape[1] != 2 or indices.shape[2] < 1:
+            raise ValueError(f"indices must be [examples, 2, n_digits], got {tuple(indices.shape)}")
+        data = cls.__new__(cls)
+        data.split, data.n_digits = split, int(indices.shape[2])
+        data._set_indices(indices.long())
+        return data
+
+    def _set_indices(self, indices: torch.Tensor) -> None:
+        n_digits, split = self.n_digits, self.split
         self.indices = indices
         self.digits = split.labels[indices]
         powers = torch.tensor([10 ** (n_digits - 1 - i) for i in range(n_digits)], dtype=torch.float64)
@@ -55,6 +69,10 @@ class AdditionDataset:
 
     def __len__(self) -> int:
         return int(self.indices.shape[0])
+
+    def subset(self, size: int | None) -> "AdditionDataset":
+        """The first ``size`` examples (all for ``None``)."""
+        return self if size is None else AdditionDataset.from_indices(self.split, self.indices[:size])
 
     def images(self, examples: torch.Tensor, device: str | torch.device = "cpu") -> torch.Tensor:
         """Normalised images ``[len(examples), 2, N, 1, 28, 28]``."""

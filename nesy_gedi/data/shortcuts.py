@@ -6,8 +6,11 @@
   (the identity and evens {0,2,4,6,8} -> {5,7,9,1,3}, odds {1,3,5,7,9} -> {6,8,0,2,4}).
 * ``restricted``: pairs (2k, 2k+1) and swaps: every sum 4k+1 fixes the pair
   but not which digit is which, so 2^5 concept maps solve the task.
+* ``half``: MNAdd-Half of rsbench: digits 0-4 only (5 concepts), training pairs
+  (0,0), (0,1), (2,3), (2,4) and swaps.
 
-The complement of a restriction is its out-of-distribution test set.
+The complement of a restriction (among pairs of its concepts) is its
+out-of-distribution test set.
 """
 
 from __future__ import annotations
@@ -16,7 +19,14 @@ from typing import Callable
 
 EVEN_ODD = [(0, 6), (2, 8), (4, 6), (4, 8), (1, 5), (3, 7), (1, 9), (3, 9)]
 RESTRICTED = [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]
-PAIR_SETS = {"evenodd": EVEN_ODD, "restricted": RESTRICTED}
+HALF = [(0, 0), (0, 1), (2, 3), (2, 4)]
+PAIR_SETS = {"evenodd": EVEN_ODD, "restricted": RESTRICTED, "half": HALF}
+N_CONCEPTS = {"evenodd": 10, "restricted": 10, "half": 5}
+
+
+def n_concepts(name: str) -> int:
+    """How many digit values a restriction's concepts take (``all``: 10)."""
+    return 10 if name == "all" else N_CONCEPTS[name]
 
 
 def allowed_pairs(name: str) -> set[tuple[int, int]]:
@@ -28,6 +38,7 @@ def allowed_pairs(name: str) -> set[tuple[int, int]]:
 
 
 def pair_filter(name: str, in_distribution: bool = True) -> Callable[[int, int], bool]:
-    """``f(a, b)`` accepting the restriction's pairs (or, with ``in_distribution=False``, all others)."""
-    pairs = allowed_pairs(name)
-    return lambda a, b: ((a, b) in pairs) == in_distribution
+    """``f(a, b)`` accepting the restriction's pairs (or, with ``in_distribution=False``, all other pairs of
+    its concepts)."""
+    pairs, k = allowed_pairs(name), N_CONCEPTS[name]
+    return lambda a, b: a < k and b < k and ((a, b) in pairs) == in_distribution

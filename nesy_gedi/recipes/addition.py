@@ -11,7 +11,10 @@ augmented copy of the same image) and ``--entropy-weight W`` (Marconato et al.:
 W * KL(batch-mean concept distribution || uniform)) and ``--concept-labels K``
 (K labelled training images per digit, a supervised cross-entropy term on a
 fresh augmented copy of them each step, weight ``--concept-weight``, next to the
-NeSy loss).
+NeSy loss).  ``--cluster-head`` maps the network's outputs (e.g. pretrained GEDI
+clusters) onto digits through a learned doubly-stochastic matrix
+(:class:`nesy_gedi.cluster_head.ClusterPermutation`); the GEDI terms then act on
+the clusters and the NeSy loss names them.
 
 Writes to ``--out``: ``checkpoint.pt`` (every ``--checkpoint-every`` steps and
 each epoch; ``--resume`` continues from it), ``metrics.jsonl`` (one line per
@@ -30,12 +33,14 @@ import torch
 import torch.nn.functional as F
 
 from ..augment import DigitAugment
+from ..cluster_head import ClusterPermutation
 from ..commands import (add_common_arguments, existing_file, nonnegative_float, nonnegative_int, output_dir,
                         positive_float, positive_int, probability)
 from ..data import AdditionDataset, load_mnist
 from ..data.addition import addition_query
 from ..data.concept_labels import labelled_concepts
-from ..data.shortcuts import PAIR_SETS, pair_filter
+from ..data.rsbench import SETTINGS as RSBENCH_SETTINGS, rsbench_split
+from ..data.shortcuts import PAIR_SETS, n_concepts, pair_filter
 from ..errors import DataError
 from ..gedi import GEDIObjective, GEDIWeights, SGLDConfig
 from ..model import NeSyModel
@@ -47,13 +52,22 @@ from ..train.loop import LoopConfig, Trainer
 from .common import begin_run, seed_everything
 
 KIND = "mnist_add"
+CLUSTER_HEAD = "cluster_permutation"
 PROGRAMS = Path(__file__).resolve().parents[2] / "programs"
 
 
-def build_model(n_digits: int, net: torch.nn.Module, programs: Path = PROGRAMS) -> NeSyModel:
-    """``mnist_add.pl`` for N=1, ``multi_add.pl`` (sum digits observed through ``OneHot``) for N>1."""
+def build_model(n_digits: int, net: torch.nn.Module, programs: Path = PROGRAMS, n_concepts: int = 10) -> NeSyModel:
+    """``mnist_add.pl`` for N=1, ``multi_add.pl`` (sum digits observed through ``OneHot``) for N>1;
+    with ``n_concepts`` < 10 (N=1), ``mnist_add.pl`` with digits ``0..n_concepts-1``."""
     if n_digits == 1:
-        return NeSyModel(programs / "mnist_add.pl", {"mnist_net": net})
+        program = programs / "mnist_add.pl"
+        if n_concepts != 10:
+            if not 1 <= n_concepts < 10:
+                raise ValueError(f"n_concepts must be in 1..10, got {n_concepts}")
+            program = program.read_text().replace("[0..9]", f"[0..{n_concepts - 1}]")
+        return NeSyModel(program, {"mnist_net": net})
+    if n_concepts != 10:
+        raise ValueError("fewer than 10 digit values need --n-digits 1")
     return NeSyModel(programs / "multi_add.pl", {"mnist_net": net, "sum_digit": OneHot(10)})
 
 
@@ -101,10 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-size", type=positive_int, default=None, help="use only this many training examples")
     parser.add_argument("--test-size", type=positive_int, default=None)
     parser.add_argument("--pairs", choices=("all", *PAIR_SETS), default="all",
-                        help="train on a restricted set of digit pairs (N=1); test in and out of distribution")
+                        help="train on a restricted set of digit pairs (N=1); test in and out of distribution "
+                             "(half: digits 0-4 only, a 5-way digit network)")
+    parser.add_argument("--split", choices=("ours", "rsbench"), default="ours",
+                        help="ours: disjoint random pairs of MNIST images, filtered; rsbench: rsbench's pool, uniform "
+                             "over digit pairs (--pairs evenodd or half; metrics with rsbench's 10-bin ECE)")
     parser.add_argument("--pretrained", type=existing_file, default=None,
                         help="initial network weights (mnist_net.pt of gedi_pretrain.py)")
     parser.add_argument("--keep-head", action="store_true", help="keep the pretrained last layer (cluster order)")
+    parser.add_argument("--cluster-head", action="store_true",
+                        help="digits = a learned doubly-stochastic map (Sinkhorn) of the network's outputs; with "
+                             "--pretrained the pretrained clusters are kept and only named")
     parser.add_argument("--gedi-weight", type=nonnegative_float, default=0.0,
                         help="weight of the GEDI terms next to the NeSy loss")
     parser.add_argument("--gedi-gen-weight", type=nonnegative_float, default=GEDIWeights.gen)
@@ -131,10 +152,17 @@ def load_pretrained(net: torch.nn.Module, path: str | Path, arch: str, keep_head
 
     GEDI clusters are digits up to an unknown permutation: a fresh head lets the
     program choose the cluster -> digit map instead of starting from a random one.
+    A file written by a ``--cluster-head`` run loads into a :class:`ClusterPermutation`
+    (whole) or into a plain network (its clusterer, with a fresh or kept head).
     """
-    weights, _ = network_state(path, arch)
+    weights, meta = network_state(path, arch)
+    if meta.get("head") == CLUSTER_HEAD and not isinstance(net, ClusterPermutation):
+        weights = {k.removeprefix("clusterer."): v for k, v in weights.items() if k.startswith("clusterer.")}
+    elif meta.get("head") != CLUSTER_HEAD and isinstance(net, ClusterPermutation):
+        net = net.clusterer
+        keep_head = True  # the clusters are what the cluster head names
     load_weights(net, weights, path, arch)
-    if not keep_head:
+    if not keep_head and not isinstance(net, ClusterPermutation):
         net.classifier[-1].reset_parameters()
 
 
@@ -144,6 +172,8 @@ def run(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     if args.pairs != "all" and args.n_digits != 1:
         raise DataError("--pairs needs --n-digits 1")
+    if args.split == "rsbench" and args.pairs not in RSBENCH_SETTINGS:
+        raise DataError(f"--split rsbench needs --pairs {' or '.join(RSBENCH_SETTINGS)}")
     if args.gedi_weight > 0 and SGLDConfig.buffer_size < 2 * args.n_digits * args.batch_size:
         raise DataError(f"--gedi-weight with --batch-size {args.batch_size} and --n-digits {args.n_digits} needs "
                         f"{2 * args.n_digits * args.batch_size} SGLD chains, more than the replay buffer's "
@@ -151,24 +181,33 @@ def run(args: argparse.Namespace) -> dict:
     seed_everything(args.seed)
     device = torch.device(args.device)
     train_split, test_split = load_mnist("train", args.data_dir), load_mnist("test", args.data_dir)
-    restrict = None if args.pairs == "all" else pair_filter(args.pairs)
-    train = AdditionDataset(train_split, args.n_digits, args.seed, args.train_size, restrict)
-    test = AdditionDataset(test_split, args.n_digits, args.seed, args.test_size, restrict)
+    concepts = n_concepts(args.pairs)
+    test_ood = None
+    if args.split == "rsbench":
+        train = rsbench_split(args.pairs, "train", train_split).subset(args.train_size)
+        test = rsbench_split(args.pairs, "test", test_split).subset(args.test_size)
+        test_ood = rsbench_split(args.pairs, "test", test_split, in_distribution=False).subset(args.test_size)
+    else:
+        restrict = None if args.pairs == "all" else pair_filter(args.pairs)
+        train = AdditionDataset(train_split, args.n_digits, args.seed, args.train_size, restrict)
+        test = AdditionDataset(test_split, args.n_digits, args.seed, args.test_size, restrict)
+        if args.pairs != "all":
+            test_ood = AdditionDataset(test_split, 1, args.seed, args.test_size, pair_filter(args.pairs, False))
+    ece_bins = 10 if args.split == "rsbench" else 15
     labelled = label_augment = None
     if args.concept_labels:
         label_augment = DigitAugment()
-        indices, labels = labelled_concepts(train_split, args.concept_labels, args.seed)
+        indices, labels = labelled_concepts(train_split, args.concept_labels, args.seed, concepts)
         labelled = train_split.normalized(indices, device), labels.to(device)
-    test_ood = None
-    if args.pairs != "all":
-        test_ood = AdditionDataset(test_split, 1, args.seed, args.test_size, pair_filter(args.pairs, False))
 
-    net = build_network(args.arch).to(device)
+    base = build_network(args.arch, concepts).to(device)
+    generator = torch.Generator().manual_seed(args.seed)
+    # net: images -> digit logits (the neural predicate); base: the network that GEDI trains
+    net = ClusterPermutation(base, concepts, generator=generator).to(device) if args.cluster_head else base
     if args.pretrained and checkpoint is None:
         load_pretrained(net, args.pretrained, args.arch, args.keep_head)
-    model = build_model(args.n_digits, net)
+    model = build_model(args.n_digits, net, n_concepts=concepts)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
-    generator = torch.Generator().manual_seed(args.seed)
     loop = LoopConfig(out=out, epochs=args.epochs, batch_size=args.batch_size, max_steps=args.max_steps,
                       checkpoint_every=args.checkpoint_every, log_every=args.log_every,
                       progress=not args.no_progress, description=f"mnist_add N={args.n_digits}")
@@ -181,7 +220,7 @@ def run(args: argparse.Namespace) -> dict:
     extra = {}
     if args.gedi_weight > 0:
         weights = GEDIWeights(gen=args.gedi_gen_weight, prior=args.gedi_prior_weight)
-        gedi = GEDIObjective(net, (1, 28, 28), weights, SGLDConfig(steps=args.sgld_steps), device, generator)
+        gedi = GEDIObjective(base, (1, 28, 28), weights, SGLDConfig(steps=args.sgld_steps), device, generator)
         augment = DigitAugment()
         extra["replay_buffer"] = gedi.sampler.buffer
 
@@ -198,7 +237,8 @@ def run(args: argparse.Namespace) -> dict:
             # view 1: the clean images (their NeSy logits, no second forward); view 2: an augmented copy
             # of the same images, in the same row order as the logits
             clean = result.network_inputs("mnist_net", inputs)
-            gedi_terms = gedi(clean, augment(clean, generator), logits, view1_logits=logits)
+            cluster_logits = logits if net is base else None  # a cluster head: GEDI forwards the clusters itself
+            gedi_terms = gedi(clean, augment(clean, generator), cluster_logits, view1_logits=cluster_logits)
             terms.update({f"gedi_{k}": v for k, v in gedi_terms.items().items()})
             loss = loss + args.gedi_weight * gedi_terms.total
         if labelled is not None:
@@ -218,7 +258,7 @@ def run(args: argparse.Namespace) -> dict:
         trainer.load_state_dict(checkpoint)
     state = trainer.fit()
 
-    metrics = evaluate_addition(net, test, device, concepts=True)
+    metrics = evaluate_addition(net, test, device, concepts=True, ece_bins=ece_bins)
     results = {
         "args": dict(vars(args)),
         "steps": state.step,
@@ -231,8 +271,13 @@ def run(args: argparse.Namespace) -> dict:
         "circuits": {key: c.stats for key, c in model.compiled.items()},
     }
     if test_ood is not None:
-        results["ood"] = {"test_examples": len(test_ood), **evaluate_addition(net, test_ood, device, concepts=True)}
-    save_network(out / "mnist_net.pt", net, args.arch, KIND)
+        results["ood"] = {"test_examples": len(test_ood),
+                          **evaluate_addition(net, test_ood, device, concepts=True, ece_bins=ece_bins)}
+    if isinstance(net, ClusterPermutation):
+        results["cluster_to_digit"] = net.assignment()
+        save_network(out / "mnist_net.pt", net, args.arch, KIND, head=CLUSTER_HEAD)
+    else:
+        save_network(out / "mnist_net.pt", net, args.arch, KIND)
     atomic_write_json(out / "results.json", results)
     return results
 

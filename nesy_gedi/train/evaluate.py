@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from sklearn.metrics import f1_score
 from torch import nn
 
 from ..data.addition import AdditionDataset, add_digit_lists
@@ -35,16 +36,24 @@ def predict_digits(net: nn.Module, data: AdditionDataset, device, batch_size: in
 
 
 def evaluate_addition(net: nn.Module, data: AdditionDataset, device, batch_size: int = 1000,
-                      concepts: bool = False) -> dict:
-    """Sum accuracy (sum of the predicted digits) and digit (concept) accuracy; all concept metrics if asked."""
+                      concepts: bool = False, ece_bins: int = 15) -> dict:
+    """Sum accuracy (sum of the predicted digits) and digit (concept) accuracy; all concept metrics if asked.
+
+    For N=1, ``sum_macro_f1`` is the macro F1 of the predicted sums over the sums
+    that occur in the data or the predictions (rsbench's label F1).
+    """
     probs = predict_digits(net, data, device, batch_size)
     pred = probs.argmax(-1)
     result = {
         "sum_accuracy": float((add_digit_lists(pred[:, 0], pred[:, 1]) == data.sum_digits).all(1).float().mean()),
         "digit_accuracy": float((pred == data.digits).float().mean()),
     }
+    if data.n_digits == 1 and len(data):
+        true_sum, pred_sum = data.digits.sum(dim=(1, 2)), pred.sum(dim=(1, 2))
+        result["sum_macro_f1"] = float(f1_score(true_sum.numpy(), pred_sum.numpy(), average="macro", zero_division=0))
     if concepts:
-        result["concepts"] = concept_report(probs.reshape(-1, 10), data.digits.reshape(-1), 10)
+        k = probs.shape[-1]
+        result["concepts"] = concept_report(probs.reshape(-1, k), data.digits.reshape(-1), k, ece_bins)
     return result
 
 

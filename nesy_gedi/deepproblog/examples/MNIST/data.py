@@ -42,6 +42,28 @@ MNIST_train = MNIST_Images("train")
 MNIST_test = MNIST_Images("test")
 
 
+class _Split:
+    """One MNIST split as DeepProbLog's ``datasets[name]`` (a torchvision MNIST): ``[i] -> (image, label)``,
+    ``len``, ``.targets``; loaded on first use."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __len__(self) -> int:
+        return len(_split(self.name)[1])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        images, labels = _split(self.name)
+        return images[i], int(labels[i])
+
+    @property
+    def targets(self) -> torch.Tensor:
+        return _split(self.name)[1]
+
+
+datasets = {"train": _Split("train"), "test": _Split("test")}
+
+
 def digits_to_number(digits: Iterable[int]) -> int:
     number = 0
     for d in digits:
