@@ -36,22 +36,24 @@ from nesy_gedi.peers import deepproblog_with_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SCRIPT = '''
-import json, sys, time
+# Imports shared by both scripts (``{P}``: the import prefix), then each script's own datasets,
+# then the same training and testing code (``_TRAIN_AND_TEST``).
+_IMPORTS = '''
+import json, random, sys, time
 import torch
-from {P}.dataset import DataLoader
+from problog.logic import Constant, Term, list2term
+from {P}.dataset import DataLoader, Dataset
 from {P}.engines import ExactEngine
 from {P}.evaluate import get_confusion_matrix
-from {P}.examples.MNIST.data import MNIST_train, MNIST_test, addition
+from {P}.examples.MNIST.data import MNIST_train, MNIST_test, addition, datasets
 from {P}.examples.MNIST.network import MNIST_Net
 from {P}.model import Model
 from {P}.network import Network
+from {P}.query import Query
 from {P}.train import train_model
+'''
 
-N, n_train, n_test, seed, program, snapshot = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
-torch.manual_seed(seed)
-train_set = addition(N, "train").subset(n_train)
-test_set = addition(N, "test").subset(n_test)
+_TRAIN_AND_TEST = '''
 network = MNIST_Net()
 net = Network(network, "mnist_net", batching=True)
 net.optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
@@ -71,21 +73,14 @@ print(json.dumps({{"train_examples": len(train_set), "train_s": train_s, "test_e
                   "test_s": test_s, "accuracy": float(accuracy)}}))
 '''
 
+SCRIPT = _IMPORTS + '''
+N, n_train, n_test, seed, program, snapshot = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6]
+torch.manual_seed(seed)
+train_set = addition(N, "train").subset(n_train)
+test_set = addition(N, "test").subset(n_test)
+''' + _TRAIN_AND_TEST
 
-LIST_SCRIPT = '''
-import json, random, sys, time
-import torch
-from problog.logic import Constant, Term, list2term
-from {P}.dataset import DataLoader, Dataset
-from {P}.engines import ExactEngine
-from {P}.evaluate import get_confusion_matrix
-from {P}.examples.MNIST.data import MNIST_train, MNIST_test, datasets
-from {P}.examples.MNIST.network import MNIST_Net
-from {P}.model import Model
-from {P}.network import Network
-from {P}.query import Query
-from {P}.train import train_model
-
+LIST_SCRIPT = _IMPORTS + '''
 
 class ListSum(Dataset):
     """sum_list([p0, ..., pk], Sum) over disjoint random lists of 1 to max_length images."""
@@ -118,24 +113,7 @@ max_length, n_train, n_test, seed, program, snapshot = int(sys.argv[1]), int(sys
 torch.manual_seed(seed)
 train_set = ListSum("train", max_length, seed).subset(n_train)
 test_set = ListSum("test", max_length, seed).subset(n_test)
-network = MNIST_Net()
-net = Network(network, "mnist_net", batching=True)
-net.optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
-model = Model(program, [net])
-model.set_engine(ExactEngine(model), cache=True)
-model.add_tensor_source("train", MNIST_train)
-model.add_tensor_source("test", MNIST_test)
-loader = DataLoader(train_set, 2, False)
-start = time.perf_counter()
-train = train_model(model, loader, 1, log_iter=100000, profile=0)
-train_s = time.perf_counter() - start
-model.save_state(snapshot)
-start = time.perf_counter()
-accuracy = get_confusion_matrix(model, test_set, verbose=0).accuracy()
-test_s = time.perf_counter() - start
-print(json.dumps({{"train_examples": len(train_set), "train_s": train_s, "test_examples": len(test_set),
-                  "test_s": test_s, "accuracy": float(accuracy)}}))
-'''
+''' + _TRAIN_AND_TEST
 
 TASKS = {"addition": (SCRIPT, "addition.pl", "deepproblog_compat"),
          "list-sum": (LIST_SCRIPT, "list_sum.pl", "deepproblog_compat_list_sum")}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from .mnist import MnistSplit
+from .shortcuts import accepted
 
 
 class AdditionDataset:
@@ -41,9 +42,7 @@ class AdditionDataset:
         if pair_filter is not None:
             if n_digits != 1:
                 raise ValueError("pair_filter needs n_digits == 1")
-            labels = split.labels[indices[:, :, 0]]
-            keep = torch.tensor([bool(pair_filter(int(a), int(b))) for a, b in labels.tolist()], dtype=torch.bool)
-            indices = indices[keep]
+            indices = indices[accepted(split.labels[indices[:, :, 0]], pair_filter)]
         if size is not None:
             indices = indices[:size]
         self._set_indices(indices)

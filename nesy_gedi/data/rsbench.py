@@ -22,7 +22,7 @@ import torch
 
 from .addition import AdditionDataset
 from .mnist import MnistSplit
-from .shortcuts import pair_filter
+from .shortcuts import accepted, pair_filter
 
 PER_PAIR = {"train": 420, "val": 120, "test": 60}
 POOL_SEED = 0
@@ -55,10 +55,7 @@ def rsbench_split(setting: str, part: str, split: MnistSplit, in_distribution: b
         raise ValueError(f"unknown part {part!r}; choose from {', '.join(PER_PAIR)}")
     # train and validation are two independent pools from MNIST train, as in rsbench
     pool = pair_pool(split, PER_PAIR[part], POOL_SEED + (1 if part == "val" else 0))
-    labels = split.labels[pool[:, :, 0]]
-    accept = pair_filter(setting, in_distribution)
-    keep = torch.tensor([bool(accept(int(a), int(b))) for a, b in labels.tolist()], dtype=torch.bool)
-    kept = pool[keep]
+    kept = pool[accepted(split.labels[pool[:, :, 0]], pair_filter(setting, in_distribution))]
     # a fixed shuffle, so that a prefix (--train-size) is a random subset, not the first pairs
     order = torch.randperm(len(kept), generator=torch.Generator().manual_seed(POOL_SEED))
     return AdditionDataset.from_indices(split, kept[order])

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
+
 EVEN_ODD = [(0, 6), (2, 8), (4, 6), (4, 8), (1, 5), (3, 7), (1, 9), (3, 9)]
 RESTRICTED = [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]
 HALF = [(0, 0), (0, 1), (2, 3), (2, 4)]
@@ -42,3 +44,8 @@ def pair_filter(name: str, in_distribution: bool = True) -> Callable[[int, int],
     its concepts)."""
     pairs, k = allowed_pairs(name), N_CONCEPTS[name]
     return lambda a, b: a < k and b < k and ((a, b) in pairs) == in_distribution
+
+
+def accepted(pairs: torch.Tensor, accept: Callable[[int, int], bool]) -> torch.Tensor:
+    """``[E]`` mask of the digit pairs ``[E, 2]`` that ``accept(a, b)`` (e.g. a :func:`pair_filter`) keeps."""
+    return torch.tensor([bool(accept(int(a), int(b))) for a, b in pairs.tolist()], dtype=torch.bool)
