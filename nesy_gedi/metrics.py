@@ -92,10 +92,30 @@ def concept_report(probs, labels, n_classes: int | None = None, ece_bins: int = 
     }
 
 
+def predicted_map(confusion: list[list[int]]) -> list[int]:
+    """The most frequent prediction for each true digit (row of the confusion matrix)."""
+    return [max(range(len(row)), key=row.__getitem__) for row in confusion]
+
+
+def cycle_notation(permutation: list[int]) -> str:
+    """A permutation ``d -> permutation[d]`` in cycle notation, e.g. ``(0 1 6 5)``; ``()`` for the identity."""
+    seen, cycles = set(), []
+    for start in range(len(permutation)):
+        if start in seen or permutation[start] == start:
+            continue
+        cycle, d = [], start
+        while d not in seen:
+            seen.add(d)
+            cycle.append(d)
+            d = permutation[d]
+        cycles.append("(" + " ".join(map(str, cycle)) + ")")
+    return "".join(cycles) or "()"
+
+
 def digit_map(confusion: list[list[int]]) -> str:
     """How the learned digits relate to the true ones: ``identity``, ``d+5`` (EvenOdd's other
     permutation), ``other permutation`` or ``not a permutation`` (most frequent prediction per digit)."""
-    predicted = [max(range(len(row)), key=row.__getitem__) for row in confusion]
+    predicted = predicted_map(confusion)
     if sorted(predicted) != list(range(len(predicted))):
         return "not a permutation"
     if predicted == list(range(len(predicted))):

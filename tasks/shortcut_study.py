@@ -6,7 +6,8 @@
 Configurations: plain NeSy, GEDI pretraining, the GEDI loss, both, the entropy
 regulariser (the default five), and with ``--configs nesy+labels nesy+gedi+labels``
 K labelled images per digit (``--concept-labels K``), and with ``+clusterhead``
-the digits as a learned permutation of the network's outputs (``--cluster-head``).  Each table cell is mean ±
+the digits as a learned permutation of the network's outputs (``--cluster-head``), and with ``+relabel``
+a label-free repair of that permutation after each epoch (``--relabel``).  Each table cell is mean ±
 std over ``--seeds``; "digit maps" says per seed whether the learned digits are
 the identity, EvenOdd's other permutation d -> d+5, another permutation or none.
 
@@ -48,6 +49,9 @@ CONFIGS = {
     "nesy+gedi+clusterhead": ["--gedi-weight", "{gedi_weight}", "--cluster-head"],
     "nesy+pretrained+gedi+clusterhead": ["--pretrained", "{pretrained}", "--gedi-weight", "{gedi_weight}",
                                          "--cluster-head"],
+    "nesy+gedi+clusterhead+relabel": ["--gedi-weight", "{gedi_weight}", "--cluster-head", "--relabel"],
+    "nesy+pretrained+gedi+clusterhead+relabel": ["--pretrained", "{pretrained}", "--gedi-weight", "{gedi_weight}",
+                                                 "--cluster-head", "--relabel"],
 }
 DEFAULT_CONFIGS = ["nesy", "nesy+pretrained", "nesy+gedi", "nesy+pretrained+gedi", "nesy+entropy"]
 

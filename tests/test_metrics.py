@@ -47,3 +47,18 @@ def test_calibration_error():
     assert metrics.expected_calibration_error(probs, np.array([0, 1, 0, 1])) == pytest.approx(0.3)
     report = metrics.concept_report(torch.tensor(probs), torch.tensor([0, 1, 0, 1]))
     assert report["concept_accuracy"] == 0.5 and report["ece"] == pytest.approx(0.3)
+
+
+def test_digit_maps_and_cycle_notation():
+    eye = np.eye(10, dtype=int) * 9 + 1
+    assert metrics.digit_map(eye.tolist()) == "identity" and metrics.cycle_notation(list(range(10))) == "()"
+    shifted = eye[:, [(d - 5) % 10 for d in range(10)]]  # digit d predicted as d+5
+    assert metrics.predicted_map(shifted.tolist()) == [(d + 5) % 10 for d in range(10)]
+    assert metrics.digit_map(shifted.tolist()) == "d+5"
+    assert metrics.cycle_notation([(d + 5) % 10 for d in range(10)]) == "(0 5)(1 6)(2 7)(3 8)(4 9)"
+    cycle = [1, 6, 2, 3, 4, 0, 5, 7, 8, 9]  # 0 -> 1 -> 6 -> 5 -> 0
+    assert metrics.cycle_notation(cycle) == "(0 1 6 5)"
+    assert metrics.digit_map(eye[:, np.argsort(cycle)].tolist()) == "other permutation"
+    collapsed = eye.copy()
+    collapsed[3] = collapsed[2]
+    assert metrics.digit_map(collapsed.tolist()) == "not a permutation"

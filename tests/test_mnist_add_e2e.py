@@ -162,11 +162,17 @@ def gedi_clusterer(tmp_path_factory) -> Path:
 
 
 def test_cluster_head_on_gedi_clusters_finds_an_evenodd_permutation(gedi_clusterer, tmp_path):
-    """GEDI clusters named by a doubly-stochastic head: the digit map is one of EvenOdd's two permutations."""
+    """GEDI clusters named by a doubly-stochastic head and repaired by relabelling: the digit map is one
+    of EvenOdd's two permutations."""
     from nesy_gedi.metrics import digit_map
 
     results = load_task().main(["--pairs", "evenodd", "--epochs", "3", "--pretrained", str(gedi_clusterer),
-                                "--gedi-weight", "1", "--cluster-head", "--out", str(tmp_path), "--no-progress"])
+                                "--gedi-weight", "1", "--cluster-head", "--relabel", "--out", str(tmp_path),
+                                "--no-progress"])
+    repairs = [epoch for epoch in results["history"] if "relabel_order" in epoch]
+    assert len(repairs) == 3  # one search after each epoch, never lowering the training likelihood
+    assert all(r["relabel_loglik_after"] >= r["relabel_loglik_before"] for r in repairs)
+    assert repairs[-1]["relabel_loglik_after"] > -0.5  # the final map explains most training sums
     c = results["concepts"]
     assert sorted(results["cluster_to_digit"]) == list(range(10))
     assert c["collapse"] == 0

@@ -48,6 +48,7 @@ from ..networks import ARCHITECTURES, OneHot, build_network
 from ..train.checkpoint import atomic_write_json, load_weights, network_state, save_network
 from ..train.evaluate import evaluate_addition
 from ..train.losses import entropy_regulariser, nesy_nll
+from ..relabel import relabel_outputs, search_relabelling
 from ..train.loop import LoopConfig, Trainer
 from .common import begin_run, seed_everything
 
@@ -92,9 +93,56 @@ def batch_forward(model: NeSyModel, data: AdditionDataset, examples: torch.Tenso
     query, inputs = addition_inputs(data, examples, device, images)
     result = model(query, inputs)
     if data.n_digits == 1:
-        sums = [int(s) for s in data.sums[examples]]
-        return result.select(model.answer_indices(query, ("X", "Y"), sums)), result, inputs
+        return result.select(observed_sum_indices(model, data, examples)), result, inputs
     return result.log_probs[:, 0], result, inputs
+
+
+def observed_sum_indices(model: NeSyModel, data: AdditionDataset, examples: torch.Tensor) -> torch.Tensor:
+    """N=1: the index of each example's observed sum among the answers of ``addition(X, Y, Z)``."""
+    return model.answer_indices("addition(X, Y, Z)", ("X", "Y"), [int(s) for s in data.sums[examples]])
+
+
+RELABEL_EXAMPLES = 1000
+
+
+def training_sum_objective(data: AdditionDataset, examples: torch.Tensor, logits: torch.Tensor, device,
+                           n_concepts: int = 10, max_batch: int = 200_000):
+    """``orders [M, K] -> [M]`` mean log P(observed sum) of ``examples``, with their digit logits
+    ``[n, 2, N, K]`` renamed by each order (all orders through one circuit, in chunks of ``max_batch``)."""
+    scorer = build_model(data.n_digits, torch.nn.Identity(), n_concepts=n_concepts)
+    n = len(examples)
+    answers = observed_sum_indices(scorer, data, examples) if data.n_digits == 1 else None
+
+    def mean_log_likelihood(orders: torch.Tensor) -> torch.Tensor:
+        values = []
+        with torch.no_grad():
+            for chunk in orders.to(logits.device).split(max(1, max_batch // n)):
+                renamed = logits[..., chunk].movedim(-2, 0).reshape(len(chunk) * n, *logits.shape[1:])
+                query, inputs = addition_inputs(data, examples.repeat(len(chunk)), device, renamed)
+                result = scorer(query, inputs)
+                log_p = result.select(answers.repeat(len(chunk))) if answers is not None else result.log_probs[:, 0]
+                values.append(log_p.view(len(chunk), n).mean(1).cpu())
+        return torch.cat(values)
+
+    return mean_log_likelihood
+
+
+def relabel_by_training_sums(net: torch.nn.Module, optimizer: torch.optim.Optimizer | None, data: AdditionDataset,
+                             device, n_concepts: int = 10) -> dict:
+    """Rename ``net``'s digits where that raises the mean log-likelihood of the sums of the first
+    :data:`RELABEL_EXAMPLES` training examples (:func:`nesy_gedi.relabel.search_relabelling`)."""
+    examples = torch.arange(min(len(data), RELABEL_EXAMPLES))
+    images = data.images(examples, device)
+    was_training = net.training
+    net.eval()
+    with torch.no_grad():
+        logits = torch.cat([net(chunk) for chunk in images.view(-1, 1, 28, 28).split(4000)])
+    net.train(was_training)
+    objective = training_sum_objective(data, examples, logits.view(*images.shape[:3], -1), device, n_concepts)
+    order, before, after = search_relabelling(objective, n_concepts)
+    if not torch.equal(order, torch.arange(n_concepts)):
+        relabel_outputs(net, order, optimizer)
+    return {"relabel_order": order.tolist(), "relabel_loglik_before": before, "relabel_loglik_after": after}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cluster-head", action="store_true",
                         help="digits = a learned doubly-stochastic map (Sinkhorn) of the network's outputs; with "
                              "--pretrained the pretrained clusters are kept and only named")
+    parser.add_argument("--relabel", action="store_true",
+                        help="after each epoch, rename digits (permutations of up to 4 digits) where that "
+                             "raises the likelihood of the training sums: a label-free repair of a wrong map")
     parser.add_argument("--gedi-weight", type=nonnegative_float, default=0.0,
                         help="weight of the GEDI terms next to the NeSy loss")
     parser.add_argument("--gedi-gen-weight", type=nonnegative_float, default=GEDIWeights.gen)
@@ -252,8 +303,9 @@ def run(args: argparse.Namespace) -> dict:
             loss = loss + args.entropy_weight * entropy
         return {"loss": loss, **terms}
 
+    relabel = (lambda state: relabel_by_training_sums(net, optimizer, train, device, concepts)) if args.relabel else None
     trainer = Trainer(loop, len(train), step, {"net": net}, optimizer, generator, scheduler, extra,
-                      run_info={"kind": KIND, "arch": args.arch, "args": dict(vars(args))})
+                      run_info={"kind": KIND, "arch": args.arch, "args": dict(vars(args))}, on_epoch_end=relabel)
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint)
     state = trainer.fit()

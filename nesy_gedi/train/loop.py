@@ -107,16 +107,19 @@ class Trainer:
         run_info: Mapping[str, Any] | None = None,
         order_fn: Callable[[], torch.Tensor] | None = None,
         after_step: Callable[["LoopState", Mapping[str, float]], None] | None = None,
+        on_epoch_end: Callable[["LoopState"], Mapping[str, Any] | None] | None = None,
     ) -> None:
         """``order_fn`` gives each epoch's example order (default: a permutation drawn from
-        ``generator``); ``after_step(state, loss_terms)`` runs after every update."""
+        ``generator``); ``after_step(state, loss_terms)`` runs after every update;
+        ``on_epoch_end(state)`` after each full epoch, before its checkpoint (it may change the
+        networks; what it returns joins the epoch's ``history`` record)."""
         if n_examples < 1:
             raise NesyError("no training examples")
         self.config, self.n_examples, self.step_fn = config, n_examples, step_fn
         self.modules, self.optimizer, self.scheduler = dict(modules), optimizer, scheduler
         self.generator, self.extra_state = generator, dict(extra_state or {})
         self.run_info = dict(run_info or {})
-        self.order_fn, self.after_step = order_fn, after_step
+        self.order_fn, self.after_step, self.on_epoch_end = order_fn, after_step, on_epoch_end
         self.state = LoopState()
         self._stop_signal: int | None = None
         self.out = Path(config.out) if config.out is not None else None
@@ -265,7 +268,10 @@ class Trainer:
                               + f" {s.examples / max(s.seconds, 1e-9):,.0f} ex/s", file=sys.stderr, flush=True)
                 end_of_epoch = s.position >= self.steps_per_epoch
                 if end_of_epoch:
-                    s.history.append(self._epoch_record())
+                    record = self._epoch_record()
+                    if self.on_epoch_end is not None:
+                        record.update(self.on_epoch_end(s) or {})
+                    s.history.append(record)
                     s.epoch += 1
                     s.order = None
                 if (c.checkpoint_every and since_checkpoint >= c.checkpoint_every) or end_of_epoch:

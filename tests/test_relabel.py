@@ -1,0 +1,56 @@
+"""Label-free renaming of concepts by training likelihood."""
+
+import torch
+
+from nesy_gedi.cluster_head import ClusterPermutation
+from nesy_gedi.data import AdditionDataset, load_mnist
+from nesy_gedi.data.shortcuts import pair_filter
+from nesy_gedi.networks import MnistCNN
+from nesy_gedi.recipes.addition import training_sum_objective
+from nesy_gedi.relabel import relabel_outputs, renaming_moves, search_relabelling
+
+
+def test_moves_are_the_permutations_of_up_to_4_concepts():
+    moves = renaming_moves(10)
+    assert len(moves) == 45 + 2 * 120 + 3 * 210 + 6 * 210
+    assert all(sorted(m.tolist()) == list(range(10)) for m in moves)
+    moved = sorted(int((m != torch.arange(10)).sum()) for m in moves)
+    assert moved == [2] * 45 + [3] * 240 + [4] * 1890
+    assert len({tuple(m.tolist()) for m in moves}) == len(moves)
+
+
+def test_search_finds_a_hidden_renaming():
+    target = torch.randperm(10, generator=torch.Generator().manual_seed(3))
+    order, before, after = search_relabelling(lambda o: -(o != target).sum(1).float(), 10)
+    assert torch.equal(order, target) and after == 0.0 and before == -float((torch.arange(10) != target).sum())
+
+
+def test_renaming_permutes_outputs_and_adam_state():
+    torch.manual_seed(0)
+    x = torch.randn(5, 1, 28, 28)
+    order = torch.tensor([3, 1, 0, 2, 4, 5, 9, 7, 8, 6])
+    for net in (MnistCNN(), ClusterPermutation(MnistCNN(), 10, generator=torch.Generator().manual_seed(0))):
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+        net(x).logsumexp(1).mean().backward()
+        optimizer.step()
+        param = net.scores if isinstance(net, ClusterPermutation) else net.classifier[-1].weight
+        dim = 1 if isinstance(net, ClusterPermutation) else 0
+        moment = optimizer.state[param]["exp_avg"].clone()
+        before = net(x)
+        relabel_outputs(net, order, optimizer)
+        assert torch.allclose(net(x), before[:, order], atol=1e-5)
+        assert torch.equal(optimizer.state[param]["exp_avg"], moment.index_select(dim, order))
+
+
+def test_evenodd_cycle_is_repaired_to_a_map_that_satisfies_every_training_sum():
+    data = AdditionDataset(load_mnist("test"), 1, seed=0, size=400, pair_filter=pair_filter("evenodd"))
+    examples = torch.arange(len(data))
+    digits = data.digits[examples, :, 0]  # [n, 2]
+    cycle = torch.arange(10)
+    cycle[[0, 1, 6, 5]] = torch.tensor([1, 6, 5, 0])  # the 4-cycle a seed stopped at: digit d predicted as cycle[d]
+    logits = 10.0 * torch.nn.functional.one_hot(cycle[digits], 10).float().unsqueeze(2)  # [n, 2, 1, 10]
+    objective = training_sum_objective(data, examples, logits, "cpu")
+    order, before, after = search_relabelling(objective, 10)
+    repaired = torch.argsort(order)[cycle]  # digit d is now predicted as repaired[d]
+    assert repaired.tolist() in (list(range(10)), [(d + 5) % 10 for d in range(10)])
+    assert after > before + 1.0 and after > -1e-3  # every training sum explained
