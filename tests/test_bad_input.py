@@ -141,6 +141,8 @@ def test_resume_without_or_with_a_foreign_checkpoint(tmp_path, capsys):
 def test_pairs_need_one_digit(tmp_path, capsys):
     code, err = run_in_process(addition.main, ["--pairs", "evenodd", "--n-digits", "2", "--out", str(tmp_path)], capsys)
     assert_clean(code, err, 1, "--pairs needs --n-digits 1")
+    code, err = run_in_process(addition.main, ["--relabel", "--n-digits", "3", "--out", str(tmp_path)], capsys)
+    assert_clean(code, err, 1, "--relabel supports --n-digits 1 or 2, not 3")
 
 
 # -- tasks/gedi_pretrain.py ------------------------------------------------------------------------

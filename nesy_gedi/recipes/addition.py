@@ -223,6 +223,9 @@ def run(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     if args.pairs != "all" and args.n_digits != 1:
         raise DataError("--pairs needs --n-digits 1")
+    if args.relabel and args.n_digits > 2:
+        raise DataError(f"--relabel supports --n-digits 1 or 2, not {args.n_digits}: each epoch it evaluates 2,175 "
+                        f"renamings on {RELABEL_EXAMPLES} training examples (about 14 s per round already at N=2)")
     if args.split == "rsbench" and args.pairs not in RSBENCH_SETTINGS:
         raise DataError(f"--split rsbench needs --pairs {' or '.join(RSBENCH_SETTINGS)}")
     if args.gedi_weight > 0 and SGLDConfig.buffer_size < 2 * args.n_digits * args.batch_size:
