@@ -45,10 +45,10 @@ from ..errors import DataError
 from ..gedi import GEDIObjective, GEDIWeights, SGLDConfig
 from ..model import NeSyModel
 from ..networks import ARCHITECTURES, OneHot, build_network
+from ..relabel import relabel_outputs, search_relabelling
 from ..train.checkpoint import atomic_write_json, load_weights, network_state, save_network
 from ..train.evaluate import evaluate_addition
 from ..train.losses import entropy_regulariser, nesy_nll
-from ..relabel import relabel_outputs, search_relabelling
 from ..train.loop import LoopConfig, Trainer
 from .common import begin_run, seed_everything
 
