@@ -25,16 +25,20 @@ from nesy_gedi.recipes.addition import batch_forward, build_model
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def time_steps(step, batches: list[torch.Tensor], warmup: int = 20) -> float:
-    """Median seconds per call of step(batch) after warm-up."""
-    for examples in batches[:warmup]:
-        step(examples)
-    times = []
-    for examples in batches[warmup:]:
-        start = time.perf_counter()
-        step(examples)
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+def time_steps(steps: dict, batches: list[torch.Tensor], warmup: int = 20) -> dict[str, float]:
+    """Median seconds per call of each ``steps[name](batch)`` after warm-up.
+
+    The steps take turns on every batch, so a machine that speeds up or slows down
+    during the measurement affects all of them alike (their ratio stays fair).
+    """
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for i, examples in enumerate(batches):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step(examples)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
 def measure(n_digits: int, batch_size: int, steps: int, device: str, data_dir: str | None = None) -> dict:
@@ -70,8 +74,8 @@ def measure(n_digits: int, batch_size: int, steps: int, device: str, data_dir: s
         sup_optimizer.step()
         sync()
 
-    nesy = time_steps(nesy_step, batches)
-    supervised = time_steps(supervised_step, batches)
+    timed = time_steps({"nesy": nesy_step, "supervised": supervised_step}, batches)
+    nesy, supervised = timed["nesy"], timed["supervised"]
     return {
         "n_digits": n_digits,
         "batch_size": batch_size,

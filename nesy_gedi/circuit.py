@@ -17,6 +17,7 @@ every factor of the term.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +33,9 @@ PAD_SLACK = 1024  # index cells a group may pad before it is split by width
 class _Group:
     start: int  # index of the group's first node in the value buffer
     children: torch.Tensor  # [nodes, terms, factors]: rows, padded with NEG_INF_ROW terms and ZERO_ROW factors
+    # [start, nodes * terms] sparse CSR: how often each earlier row is a factor of each term; the backward
+    # pass sends the terms' gradients to their factors with one sparse matmul (None: index_add_)
+    scatter: torch.Tensor | None = None
 
 
 def _sum_of_products(n_leaves: int, nodes: list[tuple[int, tuple[int, ...]]], roots: list[int]
@@ -114,7 +118,7 @@ class TensorCircuit:
             self._groups[-1][1].append(node)
             cells, width, arity = cells + w * a, max(width, w), max(arity, a)
         self.n_groups = len(self._groups)
-        self._device_cache: dict[torch.device, tuple[list[_Group], torch.Tensor]] = {}
+        self._device_cache: dict[tuple[torch.device, torch.dtype], tuple[list[_Group], torch.Tensor]] = {}
 
     @classmethod
     def from_sdd(cls, roots: list[SddNode], literal_rows: dict[int, int], n_leaves: int) -> "TensorCircuit":
@@ -175,8 +179,8 @@ class TensorCircuit:
         root_rows = [memo[r.id] if leaf(r) is None else leaf(r) for r in roots]
         return cls(n_leaves, nodes, root_rows)
 
-    def _plan(self, device: torch.device) -> tuple[list[_Group], torch.Tensor]:
-        if device not in self._device_cache:
+    def _plan(self, device: torch.device, dtype: torch.dtype = torch.float32) -> tuple[list[_Group], torch.Tensor]:
+        if (device, dtype) not in self._device_cache:
             groups = []
             for start, nodes in self._groups:
                 width = max(len(node) for node in nodes)
@@ -184,17 +188,23 @@ class TensorCircuit:
                 pad_term = (NEG_INF_ROW,) + (ZERO_ROW,) * (arity - 1)
                 padded = [[t + (ZERO_ROW,) * (arity - len(t)) for t in node] + [pad_term] * (width - len(node))
                           for node in nodes]
-                groups.append(_Group(start, torch.tensor(padded, dtype=torch.long, device=device)))
+                children = torch.tensor(padded, dtype=torch.long, device=device)
+                groups.append(_Group(start, children, _scatter_matrix(children, start, dtype)))
             roots = torch.tensor(self.roots, dtype=torch.long, device=device)
-            self._device_cache[device] = (groups, roots)
-        return self._device_cache[device]
+            self._device_cache[(device, dtype)] = (groups, roots)
+        return self._device_cache[(device, dtype)]
 
-    def forward(self, leaves: torch.Tensor) -> torch.Tensor:
-        """Root log-values ``[batch, n_roots]`` from leaf log-weights ``[n_leaves, batch]``."""
-        if leaves.dim() != 2 or leaves.shape[0] != self.n_leaves:
-            raise ValueError(f"expected leaves of shape [{self.n_leaves}, batch], got {tuple(leaves.shape)}")
-        groups, roots = self._plan(leaves.device)
-        return _EvaluateCircuit.apply(leaves, groups, roots, self.n_leaves + self.n_nodes).t()
+    def forward(self, leaves: torch.Tensor, gather: torch.Tensor | None = None) -> torch.Tensor:
+        """Root log-values ``[batch, n_roots]`` from leaf log-weights ``[n_leaves, batch]``.
+
+        With ``gather``, leaf ``i`` is row ``gather[i]`` of ``leaves`` (one copy, no intermediate table).
+        """
+        rows = self.n_leaves if gather is None else int(gather.shape[0])
+        if leaves.dim() != 2 or rows != self.n_leaves or (gather is None and leaves.shape[0] != self.n_leaves):
+            raise ValueError(f"expected leaves of shape [{self.n_leaves}, batch], got {tuple(leaves.shape)}"
+                             + ("" if gather is None else f" gathered by {rows} indices"))
+        groups, roots = self._plan(leaves.device, leaves.dtype)
+        return _EvaluateCircuit.apply(leaves, gather, groups, roots, self.n_leaves + self.n_nodes).t()
 
     __call__ = forward
 
@@ -203,6 +213,23 @@ class TensorCircuit:
             f"TensorCircuit(leaves={self.n_leaves}, nodes={self.n_nodes}, edges={self.n_edges}, "
             f"layers={self.n_layers}, groups={self.n_groups}, roots={len(self.roots)})"
         )
+
+
+def _scatter_matrix(children: torch.Tensor, rows: int, dtype: torch.dtype) -> torch.Tensor | None:
+    """Sparse CSR ``[rows, nodes * terms]``: entry ``(r, t)`` counts the factors of term ``t`` that are row ``r``.
+
+    ``None`` where sparse CSR matmul is not available (devices other than CPU and CUDA).
+    """
+    if children.device.type not in ("cpu", "cuda") or dtype not in (torch.float32, torch.float64):
+        return None
+    n, width, arity = children.shape
+    terms = torch.arange(n * width, device=children.device).repeat_interleave(arity)
+    indices = torch.stack([children.reshape(-1), terms])
+    ones = torch.ones(indices.shape[1], dtype=dtype, device=children.device)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": the one op used here is tested
+        warnings.simplefilter("ignore", UserWarning)
+        coo = torch.sparse_coo_tensor(indices, ones, (rows, n * width), check_invariants=False)
+        return coo.coalesce().to_sparse_csr()
 
 
 def _run(values: torch.Tensor, groups: list[_Group], keep_weights: bool) -> list[torch.Tensor | None]:
@@ -229,11 +256,16 @@ def _run(values: torch.Tensor, groups: list[_Group], keep_weights: bool) -> list
 
 class _EvaluateCircuit(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, leaves, groups, roots, total):  # type: ignore[override]
+    def forward(ctx, leaves, gather, groups, roots, total):  # type: ignore[override]
+        n_leaves = leaves.shape[0] if gather is None else gather.shape[0]
         values = leaves.new_empty((total, leaves.shape[1]))
-        values[: leaves.shape[0]] = leaves
+        if gather is None:
+            values[:n_leaves] = leaves
+        else:
+            torch.index_select(leaves, 0, gather, out=values[:n_leaves])
         weights = _run(values, groups, keep_weights=leaves.requires_grad)
-        ctx.groups, ctx.weights, ctx.n_leaves = groups, weights, leaves.shape[0]
+        ctx.groups, ctx.weights, ctx.n_leaves = groups, weights, n_leaves
+        ctx.gather, ctx.n_sources = gather, leaves.shape[0]
         ctx.save_for_backward(roots)
         ctx.total = total
         return values.index_select(0, roots)
@@ -248,8 +280,15 @@ class _EvaluateCircuit(torch.autograd.Function):
         for group, weight in zip(reversed(ctx.groups), reversed(ctx.weights)):
             n, width, arity = group.children.shape
             grad_out = grads[group.start : group.start + n].unsqueeze(1)
+            if group.scatter is not None:  # children are rows before the group: no read of what is written
+                grad_terms = grad_out if weight is None else grad_out * weight
+                grads[: group.start] += group.scatter @ grad_terms.reshape(n * width, batch)
+                continue
             # a copy where no product makes one: index_add_ must not read what it writes
             grad_terms = grad_out.clone() if weight is None else grad_out * weight
             grads.index_add_(0, group.children.view(-1),
                              grad_terms.unsqueeze(2).expand(n, width, arity, batch).reshape(-1, batch))
-        return grads[: ctx.n_leaves], None, None, None
+        if ctx.gather is None:
+            return grads[: ctx.n_leaves], None, None, None, None
+        grad_leaves = grads.new_zeros((ctx.n_sources, batch)).index_add_(0, ctx.gather, grads[: ctx.n_leaves])
+        return grad_leaves, None, None, None, None

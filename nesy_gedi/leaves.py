@@ -82,41 +82,47 @@ class LeafTable:
     def __len__(self) -> int:
         return len(self._order)
 
-    def _indices(self, device: torch.device, dtype: torch.dtype, widths: tuple[int, ...]):
-        key = (device, dtype, widths)
+    def _indices(self, device: torch.device, dtype: torch.dtype, offsets: tuple[int, ...], n_outputs: int):
+        """Cached: the constants, the output rows of each "sum" row, and one gather index over
+        ``[outputs; constants; sums]`` that puts every row of the table in place."""
+        key = (device, dtype, offsets, n_outputs)
         if key not in self._cache:
-            offsets = [sum(widths[:i]) for i in range(len(widths))]
             consts = torch.tensor(self._consts, dtype=dtype, device=device)
-            neural = torch.tensor(
-                [offsets[c] + col for c, col in self._neural], dtype=torch.long, device=device
-            )
             sums = [
                 torch.tensor([offsets[c] + col for col in cols], dtype=torch.long, device=device)
                 for c, cols in self._sums
             ]
-            start = {"const": 0, "neural": len(self._consts), "sum": len(self._consts) + len(self._neural)}
-            order = torch.tensor(
-                [start[kind] + i for kind, i in self._order], dtype=torch.long, device=device
-            )
-            identity = bool(torch.equal(order, torch.arange(len(order), device=device)))
-            self._cache[key] = (consts, neural, sums, None if identity else order)
+            source_of = {
+                "const": lambda i: n_outputs + i,
+                "neural": lambda i: offsets[self._neural[i][0]] + self._neural[i][1],
+                "sum": lambda i: n_outputs + len(self._consts) + i,
+            }
+            gather = torch.tensor([source_of[kind](i) for kind, i in self._order], dtype=torch.long, device=device)
+            self._cache[key] = (consts, sums, gather)
         return self._cache[key]
 
-    def evaluate(
-        self, outputs: list[torch.Tensor], batch: int, device: torch.device, dtype: torch.dtype
-    ) -> torch.Tensor:
-        """Rows ``[len(self), batch]``; ``outputs[i]`` is ``[batch, width]`` for call ``i``."""
-        widths = tuple(int(o.shape[1]) for o in outputs)
-        consts, neural, sums, order = self._indices(device, dtype, widths)
+    def sources(
+        self, outputs: torch.Tensor | None, offsets: tuple[int, ...], batch: int, device: torch.device,
+        dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(source, gather)``: the table is ``source.index_select(0, gather)`` (see :meth:`evaluate`);
+        a circuit can gather its leaves itself and skip the intermediate table."""
+        n_outputs = 0 if outputs is None else int(outputs.shape[0])
+        consts, sums, gather = self._indices(device, dtype, offsets, n_outputs)
         parts = [consts.unsqueeze(1).expand(-1, batch)]
-        if outputs:
-            flat = torch.cat([o.t() for o in outputs], dim=0) if len(outputs) > 1 else outputs[0].t()
-            if len(neural):
-                parts.append(flat.index_select(0, neural))
-            for idx in sums:
-                parts.append(_logsumexp_rows(flat.index_select(0, idx)))
-        table = torch.cat(parts, dim=0)
-        return table if order is None else table.index_select(0, order)
+        if outputs is not None:
+            parts.insert(0, outputs)
+            parts.extend(_logsumexp_rows(outputs.index_select(0, idx)) for idx in sums)
+        return torch.cat(parts, dim=0), gather
+
+    def evaluate(
+        self, outputs: torch.Tensor | None, offsets: tuple[int, ...], batch: int, device: torch.device,
+        dtype: torch.dtype
+    ) -> torch.Tensor:
+        """Rows ``[len(self), batch]`` from the networks' log-probabilities ``outputs [rows, batch]``;
+        call ``i``'s outputs are rows ``offsets[i]`` onwards (``outputs`` is ``None`` without calls)."""
+        source, gather = self.sources(outputs, offsets, batch, device, dtype)
+        return source.index_select(0, gather)
 
 
 def _logsumexp_rows(rows: torch.Tensor) -> torch.Tensor:

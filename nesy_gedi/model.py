@@ -145,15 +145,15 @@ class NeSyModel(nn.Module):
         query = str(template.term)
         compiled = self._compile(template)
         batch = _batch_size(inputs, query)
-        outputs, logits, call_inputs = self._network_outputs(compiled, template, inputs, batch)
-        if outputs:
-            device, dtype = outputs[0].device, outputs[0].dtype
+        outputs, offsets, logits, call_inputs = self._network_outputs(compiled, template, inputs, batch)
+        if outputs is not None:
+            device, dtype = outputs.device, outputs.dtype
         else:
             reference = next(iter(inputs.values()), None)
             device = reference.device if reference is not None else torch.device("cpu")
             dtype = torch.float64
-        leaves = compiled.table.evaluate(outputs, batch, device, dtype)
-        roots = compiled.circuit(leaves)
+        source, gather = compiled.table.sources(outputs, offsets, batch, device, dtype)
+        roots = compiled.circuit(source, gather)
         if compiled.conditional:
             impossible = torch.isneginf(roots[:, -1]).nonzero().flatten().tolist()
             if impossible:
@@ -235,13 +235,20 @@ class NeSyModel(nn.Module):
 
     def _network_outputs(
         self, compiled: CompiledQuery, template: QueryTemplate, inputs: Mapping[str, torch.Tensor], batch: int
-    ) -> tuple[list[torch.Tensor], dict[str, torch.Tensor], dict[str, list[tuple[str, ...]]]]:
-        """One forward per network over all its calls: per-call log-probabilities, logits, input names."""
+    ) -> tuple[torch.Tensor | None, tuple[int, ...], dict[str, torch.Tensor], dict[str, list[tuple[str, ...]]]]:
+        """One forward per network over all its calls.
+
+        Returns the log-probabilities of all calls as one ``[rows, batch]`` table
+        (call ``i``'s ``width`` outputs are rows ``offsets[i]`` onwards), the raw
+        logits and the input names per network.
+        """
         calls = compiled.table.calls
         by_network: dict[str, list[int]] = {}
         for i, call in enumerate(calls):
             by_network.setdefault(call.network, []).append(i)
-        outputs: list[torch.Tensor | None] = [None] * len(calls)
+        blocks: list[torch.Tensor] = []
+        offsets = [0] * len(calls)
+        row = 0
         logits_of: dict[str, torch.Tensor] = {}
         names_of: dict[str, list[tuple[str, ...]]] = {}
         for name, indices in by_network.items():
@@ -276,9 +283,14 @@ class NeSyModel(nn.Module):
                     )
                 per_call = torch.log_softmax(logits, dim=1)
             logits_of[name] = logits
+            width = per_call.shape[1]
+            # rows call-major, then output column: [calls * width, batch]
+            blocks.append(per_call.view(len(indices), batch, width).transpose(1, 2).reshape(-1, batch))
             for position, i in enumerate(indices):
-                outputs[i] = per_call[position * batch : (position + 1) * batch]
-        return outputs, logits_of, names_of  # type: ignore[return-value]
+                offsets[i] = row + position * width
+            row += len(indices) * width
+        outputs = (blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=0)) if blocks else None
+        return outputs, tuple(offsets), logits_of, names_of
 
 
 def _batch_size(inputs: Mapping[str, torch.Tensor], query: str) -> int:
