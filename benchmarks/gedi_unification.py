@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import linalg
 from torchvision.utils import save_image
 
 from nesy_gedi.commands import add_common_arguments, existing_dir, nonnegative_int, output_dir, positive_int, \
@@ -45,6 +44,18 @@ from nesy_gedi.gedi.sgld import sample_from_noise
 from nesy_gedi.networks import MnistCNN, build_network
 from nesy_gedi.train.checkpoint import load_weights, network_state
 from nesy_gedi.train.loop import LoopConfig, Trainer
+
+
+def chain_steps(value: str) -> int | str:
+    """``--sgld-steps``: a positive number of steps or ``run``."""
+    if value == "run":
+        return value
+    return positive_int(value)
+
+
+def run_chain_steps(run_args: dict, default: int = 200) -> int:
+    """The fresh-chain length a run was trained for: its own SGLD steps if every chain restarted from noise."""
+    return int(run_args.get("sgld_steps", default)) if run_args.get("sgld_restart", 0) >= 1 else default
 
 
 def train_judge(train, device, steps: int, seed: int, out: Path) -> MnistCNN:
@@ -77,8 +88,9 @@ def frechet(a: np.ndarray, b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets."""
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * np.real(root)))
+    # tr sqrt(A B) for covariances A, B: the eigenvalues of A B are real and >= 0 (up to rounding)
+    root_trace = np.sqrt(np.clip(np.linalg.eigvals(cov_a @ cov_b).real, 0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b) - 2 * root_trace)
 
 
 def sample_quality(judge: MnistCNN, samples: torch.Tensor, test_features: np.ndarray) -> dict:
@@ -119,7 +131,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=existing_dir, required=True, help="folder of <config>/<seed>/ run folders")
     parser.add_argument("--samples", type=positive_int, default=1000, help="fresh-noise samples per run")
-    parser.add_argument("--sgld-steps", type=positive_int, default=200, help="SGLD steps of a fresh chain")
+    parser.add_argument("--sgld-steps", type=chain_steps, default=200,
+                        help="SGLD steps of a fresh chain, or 'run': each run's own training --sgld-steps where it "
+                             "trained on fresh chains (--sgld-restart 1, short-run sampling), else 200")
     parser.add_argument("--sgld-step-size", type=float, default=SGLDConfig.step_size)
     parser.add_argument("--sgld-noise", type=float, default=SGLDConfig.noise)
     parser.add_argument("--judge-steps", type=positive_int, default=2000)
@@ -158,10 +172,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
         weights, _ = network_state(run / "mnist_net.pt", arch)
         load_weights(net, weights, run / "mnist_net.pt", arch)
         net.eval()
-        samples = sample_from_noise(net, args.samples, (1, 28, 28), sgld, args.sgld_steps, generator, device)
+        steps = run_chain_steps(results["args"]) if args.sgld_steps == "run" else args.sgld_steps
+        samples = sample_from_noise(net, args.samples, (1, 28, 28), sgld, steps, generator, device)
         save_image(samples[:100].cpu() * 0.5 + 0.5, out / f"samples_{run.parent.name}_{run.name}.png", nrow=10)
+        conditional = torch.cat([sample_from_noise(net, 10, (1, 28, 28), sgld, steps, generator, device, cluster=k)
+                                 for k in range(net(inside[:1]).shape[1])])
+        save_image(conditional.cpu() * 0.5 + 0.5, out / f"conditional_{run.parent.name}_{run.name}.png", nrow=10)
         detection = ood_report(net, inside, outsides, ("energy",))["energy"]
-        row = {"config": run.parent.name, "run": str(run), "seed": results["args"].get("seed"),
+        row = {"config": run.parent.name, "run": str(run), "seed": results["args"].get("seed"), "chain_steps": steps,
                "nmi": results["nmi"], "matched_accuracy": results["matched_accuracy"],
                **sample_quality(judge, samples, test_features),
                **{f"{m}_{name}": v[m] for name, v in detection.items() for m in ("auroc", "fpr95")}}

@@ -34,6 +34,7 @@ from ..data import load_mnist
 from ..data.mnist import DATASETS
 from ..errors import DataError
 from ..gedi import GEDIObjective, GEDIWeights, SGLDConfig
+from ..gedi.sgld import sample_from_noise
 from ..networks import ARCHITECTURES, build_network
 from ..train.checkpoint import atomic_write_json, save_network
 from ..train.evaluate import evaluate_clusters
@@ -68,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sgld-noise", type=nonnegative_float, default=SGLDConfig.noise)
     parser.add_argument("--sgld-restart", type=probability, default=SGLDConfig.restart)
     parser.add_argument("--buffer-size", type=positive_int, default=SGLDConfig.buffer_size)
+    parser.add_argument("--sample-steps", type=positive_int, default=None,
+                        help="SGLD steps of the fresh chains in the saved sample grids (default: --sgld-steps "
+                             "with --sgld-restart 1, i.e. short-run training on fresh chains; else 200)")
     parser.add_argument("--train-size", type=positive_int, default=None, help="use only this many training images")
     parser.add_argument("--seed", type=nonnegative_int, default=0)
     parser.add_argument("--out", type=output_dir, default="runs/gedi_pretrain")
@@ -139,7 +143,25 @@ def run(args: argparse.Namespace) -> dict:
     from torchvision.utils import save_image
 
     save_image(gedi.sampler.buffer.samples[:64].cpu() * 0.5 + 0.5, out / "sgld_samples.png", nrow=8)
+    save_sample_grids(net, out, sgld, args.sample_steps or (args.sgld_steps if args.sgld_restart >= 1 else 200),
+                      torch.Generator().manual_seed(args.seed), device)
     return results
+
+
+def save_sample_grids(net: torch.nn.Module, out: Path, sgld: SGLDConfig, steps: int, generator: torch.Generator,
+                      device: torch.device, per_row: int = 10) -> None:
+    """``samples_noise.png`` (fresh chains from uniform noise on E(x)) and ``samples_conditional.png``
+    (one row per cluster y, chains on E(x, y) = -f(x)[y])."""
+    from torchvision.utils import save_image
+
+    net.eval()
+    shape = (1, 28, 28)
+    fresh = sample_from_noise(net, per_row * per_row, shape, sgld, steps, generator, device)
+    save_image(fresh.cpu() * 0.5 + 0.5, out / "samples_noise.png", nrow=per_row)
+    n_clusters = int(net(fresh[:1]).shape[1])
+    rows = [sample_from_noise(net, per_row, shape, sgld, steps, generator, device, cluster=k) for k in range(n_clusters)]
+    save_image(torch.cat(rows).cpu() * 0.5 + 0.5, out / "samples_conditional.png", nrow=per_row)
+    net.train()
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
