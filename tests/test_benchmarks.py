@@ -58,3 +58,27 @@ def test_missing_meta_program_is_reported(tmp_path, monkeypatch):
     (tmp_path / "meta.pl").write_text("main.\n")
     peers.dsl_python(venv, tmp_path / "meta.pl")
     assert (package / peers.DSL_META_PROGRAM).read_text() == "main.\n"
+
+
+def _load_benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_frechet_distance_matches_the_closed_form_for_gaussians():
+    unification = _load_benchmark("gedi_unification")
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(20000, 3, generator=generator).double().numpy()
+    b = (torch.randn(20000, 3, generator=generator).double() * 2 + 1).numpy()
+    # N(0, I) vs N(1, 4I) in 3 dimensions: |mu|^2 + tr(I + 4I - 2 * 2I) = 3 + 3 = 6
+    assert unification.frechet(a, b) == pytest.approx(6.0, abs=0.15)
+    assert unification.frechet(a, a) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_fresh_chain_length_follows_short_run_training():
+    unification = _load_benchmark("gedi_unification")
+    assert unification.run_chain_steps({"sgld_steps": 40, "sgld_restart": 1.0}) == 40
+    assert unification.run_chain_steps({"sgld_steps": 10, "sgld_restart": 0.05}) == 200
+    assert unification.chain_steps("run") == "run" and unification.chain_steps("7") == 7

@@ -33,6 +33,10 @@ def test_pretraining_leaves_the_saddle_clusters_digits_and_models_data(tmp_path)
     assert sorted(meta["cluster_to_label"]) == list(range(10))
     assert json.loads((tmp_path / "results.json").read_text())["nmi"] == results["nmi"]
     assert (tmp_path / "sgld_samples.png").stat().st_size > 1000
+    from PIL import Image
+
+    for grid in ("samples_noise.png", "samples_conditional.png"):  # 10 x 10 fresh chains; one row per cluster
+        assert Image.open(tmp_path / grid).size == (302, 302)
     data = energy_scores(net, load_mnist("test").normalized(torch.arange(500)))
     noise = energy_scores(net, torch.rand(500, 1, 28, 28) * 2 - 1)
     assert auroc(data, noise) > 0.95  # the generative term gives data lower energy than noise
