@@ -40,7 +40,7 @@ from nesy_gedi.commands import add_common_arguments, existing_dir, nonnegative_i
 from nesy_gedi.data import load_mnist
 from nesy_gedi.errors import DataError
 from nesy_gedi.gedi import SGLDConfig, ood_report
-from nesy_gedi.gedi.sgld import sample_from_noise
+from nesy_gedi.gedi.sgld import conditional_samples, fresh_chain_steps, sample_from_noise
 from nesy_gedi.networks import MnistCNN, build_network
 from nesy_gedi.train.checkpoint import load_weights, network_state
 from nesy_gedi.train.loop import LoopConfig, Trainer
@@ -53,9 +53,9 @@ def chain_steps(value: str) -> int | str:
     return positive_int(value)
 
 
-def run_chain_steps(run_args: dict, default: int = 200) -> int:
-    """The fresh-chain length a run was trained for: its own SGLD steps if every chain restarted from noise."""
-    return int(run_args.get("sgld_steps", default)) if run_args.get("sgld_restart", 0) >= 1 else default
+def run_chain_steps(run_args: dict) -> int:
+    """The fresh-chain length a run was trained for (see :func:`fresh_chain_steps`)."""
+    return fresh_chain_steps(run_args.get("sgld_steps", 0), run_args.get("sgld_restart", 0))
 
 
 def train_judge(train, device, steps: int, seed: int, out: Path) -> MnistCNN:
@@ -175,8 +175,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         steps = run_chain_steps(results["args"]) if args.sgld_steps == "run" else args.sgld_steps
         samples = sample_from_noise(net, args.samples, (1, 28, 28), sgld, steps, generator, device)
         save_image(samples[:100].cpu() * 0.5 + 0.5, out / f"samples_{run.parent.name}_{run.name}.png", nrow=10)
-        conditional = torch.cat([sample_from_noise(net, 10, (1, 28, 28), sgld, steps, generator, device, cluster=k)
-                                 for k in range(net(inside[:1]).shape[1])])
+        with torch.no_grad():
+            n_clusters = int(net(inside[:1]).shape[1])
+        conditional = conditional_samples(net, 10, n_clusters, (1, 28, 28), sgld, steps, generator, device)
         save_image(conditional.cpu() * 0.5 + 0.5, out / f"conditional_{run.parent.name}_{run.name}.png", nrow=10)
         detection = ood_report(net, inside, outsides, ("energy",))["energy"]
         row = {"config": run.parent.name, "run": str(run), "seed": results["args"].get("seed"), "chain_steps": steps,

@@ -179,7 +179,7 @@ class TensorCircuit:
         root_rows = [memo[r.id] if leaf(r) is None else leaf(r) for r in roots]
         return cls(n_leaves, nodes, root_rows)
 
-    def _plan(self, device: torch.device, dtype: torch.dtype = torch.float32) -> tuple[list[_Group], torch.Tensor]:
+    def _plan(self, device: torch.device, dtype: torch.dtype) -> tuple[list[_Group], torch.Tensor]:
         if (device, dtype) not in self._device_cache:
             groups = []
             for start, nodes in self._groups:
@@ -199,8 +199,8 @@ class TensorCircuit:
 
         With ``gather``, leaf ``i`` is row ``gather[i]`` of ``leaves`` (one copy, no intermediate table).
         """
-        rows = self.n_leaves if gather is None else int(gather.shape[0])
-        if leaves.dim() != 2 or rows != self.n_leaves or (gather is None and leaves.shape[0] != self.n_leaves):
+        rows = None if leaves.dim() != 2 else int(leaves.shape[0] if gather is None else gather.shape[0])
+        if rows != self.n_leaves:
             raise ValueError(f"expected leaves of shape [{self.n_leaves}, batch], got {tuple(leaves.shape)}"
                              + ("" if gather is None else f" gathered by {rows} indices"))
         groups, roots = self._plan(leaves.device, leaves.dtype)

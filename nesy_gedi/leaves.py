@@ -105,8 +105,10 @@ class LeafTable:
         self, outputs: torch.Tensor | None, offsets: tuple[int, ...], batch: int, device: torch.device,
         dtype: torch.dtype
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(source, gather)``: the table is ``source.index_select(0, gather)`` (see :meth:`evaluate`);
-        a circuit can gather its leaves itself and skip the intermediate table."""
+        """``(source, gather)``: the rows ``[len(self), batch]`` of the table are ``source.index_select(0, gather)``.
+
+        ``outputs [rows, batch]`` holds the networks' log-probabilities, call ``i``'s from row ``offsets[i]``
+        on (``None`` without calls); a circuit gathers its leaves itself (no intermediate table)."""
         n_outputs = 0 if outputs is None else int(outputs.shape[0])
         consts, sums, gather = self._indices(device, dtype, offsets, n_outputs)
         parts = [consts.unsqueeze(1).expand(-1, batch)]
@@ -114,15 +116,6 @@ class LeafTable:
             parts.insert(0, outputs)
             parts.extend(_logsumexp_rows(outputs.index_select(0, idx)) for idx in sums)
         return torch.cat(parts, dim=0), gather
-
-    def evaluate(
-        self, outputs: torch.Tensor | None, offsets: tuple[int, ...], batch: int, device: torch.device,
-        dtype: torch.dtype
-    ) -> torch.Tensor:
-        """Rows ``[len(self), batch]`` from the networks' log-probabilities ``outputs [rows, batch]``;
-        call ``i``'s outputs are rows ``offsets[i]`` onwards (``outputs`` is ``None`` without calls)."""
-        source, gather = self.sources(outputs, offsets, batch, device, dtype)
-        return source.index_select(0, gather)
 
 
 def _logsumexp_rows(rows: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,7 @@ from ..data import load_mnist
 from ..data.mnist import DATASETS
 from ..errors import DataError
 from ..gedi import GEDIObjective, GEDIWeights, SGLDConfig
-from ..gedi.sgld import sample_from_noise
+from ..gedi.sgld import conditional_samples, fresh_chain_steps, sample_from_noise
 from ..networks import ARCHITECTURES, build_network
 from ..train.checkpoint import atomic_write_json, save_network
 from ..train.evaluate import evaluate_clusters
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> dict:
     from torchvision.utils import save_image
 
     save_image(gedi.sampler.buffer.samples[:64].cpu() * 0.5 + 0.5, out / "sgld_samples.png", nrow=8)
-    save_sample_grids(net, out, sgld, args.sample_steps or (args.sgld_steps if args.sgld_restart >= 1 else 200),
+    save_sample_grids(net, out, sgld, args.sample_steps or fresh_chain_steps(args.sgld_steps, args.sgld_restart),
                       torch.Generator().manual_seed(args.seed), device)
     return results
 
@@ -158,9 +158,10 @@ def save_sample_grids(net: torch.nn.Module, out: Path, sgld: SGLDConfig, steps: 
     shape = (1, 28, 28)
     fresh = sample_from_noise(net, per_row * per_row, shape, sgld, steps, generator, device)
     save_image(fresh.cpu() * 0.5 + 0.5, out / "samples_noise.png", nrow=per_row)
-    n_clusters = int(net(fresh[:1]).shape[1])
-    rows = [sample_from_noise(net, per_row, shape, sgld, steps, generator, device, cluster=k) for k in range(n_clusters)]
-    save_image(torch.cat(rows).cpu() * 0.5 + 0.5, out / "samples_conditional.png", nrow=per_row)
+    with torch.no_grad():
+        n_clusters = int(net(fresh[:1]).shape[1])
+    rows = conditional_samples(net, per_row, n_clusters, shape, sgld, steps, generator, device)
+    save_image(rows.cpu() * 0.5 + 0.5, out / "samples_conditional.png", nrow=per_row)
     net.train()
 
 
