@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from pysdd.sdd import SddNode
 
+from .kernels import circuit_kernels
 from .leaves import NEG_INF_ROW, ZERO_ROW
 
 AND, OR = 0, 1
@@ -118,6 +119,7 @@ class TensorCircuit:
             self._groups[-1][1].append(node)
             cells, width, arity = cells + w * a, max(width, w), max(arity, a)
         self.n_groups = len(self._groups)
+        self._native_plan = _native_plan(self._groups)
         self._device_cache: dict[tuple[torch.device, torch.dtype], tuple[list[_Group], torch.Tensor]] = {}
 
     @classmethod
@@ -197,13 +199,18 @@ class TensorCircuit:
     def forward(self, leaves: torch.Tensor, gather: torch.Tensor | None = None) -> torch.Tensor:
         """Root log-values ``[batch, n_roots]`` from leaf log-weights ``[n_leaves, batch]``.
 
-        With ``gather``, leaf ``i`` is row ``gather[i]`` of ``leaves`` (one copy, no intermediate table).
+        With ``gather`` (``[n_leaves, batch]`` indices), ``leaves`` is a flat tensor and leaf ``i`` of batch
+        element ``b`` is ``leaves[gather[i, b]]`` (one copy, no intermediate table).
         """
-        rows = None if leaves.dim() != 2 else int(leaves.shape[0] if gather is None else gather.shape[0])
-        if rows != self.n_leaves:
+        shape = tuple((leaves if gather is None else gather).shape)
+        if len(shape) != 2 or shape[0] != self.n_leaves or (gather is not None and leaves.dim() != 1):
             raise ValueError(f"expected leaves of shape [{self.n_leaves}, batch], got {tuple(leaves.shape)}"
-                             + ("" if gather is None else f" gathered by {rows} indices"))
+                             + ("" if gather is None else f" gathered by indices of shape {shape}"))
         groups, roots = self._plan(leaves.device, leaves.dtype)
+        if leaves.device.type == "cpu" and leaves.dtype in _NATIVE_TYPES:
+            kernels = circuit_kernels()
+            if kernels is not None:
+                return _NativeCircuit.apply(leaves, gather, self, roots, kernels).t()
         return _EvaluateCircuit.apply(leaves, gather, groups, roots, self.n_leaves + self.n_nodes).t()
 
     __call__ = forward
@@ -232,63 +239,140 @@ def _scatter_matrix(children: torch.Tensor, rows: int, dtype: torch.dtype) -> to
         return coo.coalesce().to_sparse_csr()
 
 
-def _run(values: torch.Tensor, groups: list[_Group], keep_weights: bool) -> list[torch.Tensor | None]:
-    """Fill ``values`` group by group; returns each group's term weights ``exp(term - node)`` if asked."""
+def _run(values: torch.Tensor, groups: list[_Group], keep_terms: bool) -> list[torch.Tensor | None]:
+    """Fill ``values`` group by group; returns each group's term values ``[nodes, terms, batch]`` if asked
+    (the backward pass weighs a term by ``exp(term - node)``)."""
     batch = values.shape[1]
-    weights: list[torch.Tensor | None] = []
+    kept: list[torch.Tensor | None] = []
     for group in groups:
         n, width, arity = group.children.shape
+        out = values[group.start : group.start + n]
         gathered = values.index_select(0, group.children.view(-1)).view(n, width, arity, batch)
-        terms = gathered.sum(2) if arity > 1 else gathered.squeeze(2)
-        if width == 1:
-            out = terms.squeeze(1)
-            weights.append(None)
-        else:
-            top = terms.amax(1, keepdim=True).clamp_min(torch.finfo(terms.dtype).min)  # all -inf: stays finite
-            scaled = (terms - top).exp_()
-            total = scaled.sum(1, keepdim=True)
-            out = (total.log() + top).squeeze(1)
-            # total >= 1 unless every term is -inf (then every weight is 0)
-            weights.append(scaled.div_(total.clamp_min(1.0)) if keep_weights else None)
-        values[group.start : group.start + n] = out
-    return weights
+        if width == 1:  # a product: sum of its factors' log-values
+            torch.sum(gathered.view(n, arity, batch), 1, out=out)
+            kept.append(None)
+            continue
+        terms = gathered.sum(2) if arity > 1 else gathered.view(n, width, batch)
+        torch.logsumexp(terms, 1, out=out)  # every term -inf: -inf (no NaN)
+        kept.append(terms if keep_terms else None)
+    return kept
+
+
+def _leaf_values(leaves: torch.Tensor, gather: torch.Tensor | None, rows: int) -> torch.Tensor:
+    """A ``[rows, batch]`` buffer whose first rows are the leaves (gathered from a flat source if asked)."""
+    if gather is None:
+        values = leaves.new_empty((rows, leaves.shape[1]))
+        values[: leaves.shape[0]] = leaves
+    else:
+        values = leaves.new_empty((rows, gather.shape[1]))
+        torch.index_select(leaves, 0, gather.view(-1), out=values[: gather.shape[0]].view(-1))
+    return values
+
+
+def _leaf_gradient(grads: torch.Tensor, gather: torch.Tensor | None, n_leaves: int, n_sources: int) -> torch.Tensor:
+    if gather is None:
+        return grads[:n_leaves]
+    return grads.new_zeros(n_sources).index_add_(0, gather.view(-1), grads[:n_leaves].reshape(-1))
 
 
 class _EvaluateCircuit(torch.autograd.Function):
     @staticmethod
     def forward(ctx, leaves, gather, groups, roots, total):  # type: ignore[override]
         n_leaves = leaves.shape[0] if gather is None else gather.shape[0]
-        values = leaves.new_empty((total, leaves.shape[1]))
-        if gather is None:
-            values[:n_leaves] = leaves
-        else:
-            torch.index_select(leaves, 0, gather, out=values[:n_leaves])
-        weights = _run(values, groups, keep_weights=leaves.requires_grad)
-        ctx.groups, ctx.weights, ctx.n_leaves = groups, weights, n_leaves
+        values = _leaf_values(leaves, gather, total)
+        terms = _run(values, groups, keep_terms=leaves.requires_grad)
+        ctx.groups, ctx.terms, ctx.n_leaves = groups, terms, n_leaves
         ctx.gather, ctx.n_sources = gather, leaves.shape[0]
-        ctx.save_for_backward(roots)
-        ctx.total = total
+        ctx.save_for_backward(roots, values)
         return values.index_select(0, roots)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_roots):  # type: ignore[override]
-        (roots,) = ctx.saved_tensors
+        roots, values = ctx.saved_tensors
         batch = grad_roots.shape[1]
-        grads = grad_roots.new_zeros((ctx.total, batch))
+        grads = torch.zeros_like(values)
         grads.index_add_(0, roots, grad_roots)
-        for group, weight in zip(reversed(ctx.groups), reversed(ctx.weights)):
+        for group, terms in zip(reversed(ctx.groups), reversed(ctx.terms)):
             n, width, arity = group.children.shape
             grad_out = grads[group.start : group.start + n].unsqueeze(1)
+            if terms is None:  # a product: every factor gets the node's gradient
+                grad_terms = grad_out
+            else:  # d node / d term = exp(term - node); 0 where node and term are both -inf
+                node = values[group.start : group.start + n].unsqueeze(1)
+                grad_terms = torch.sub(terms, node).exp_().nan_to_num_(0.0).mul_(grad_out)
             if group.scatter is not None:  # children are rows before the group: no read of what is written
-                grad_terms = grad_out if weight is None else grad_out * weight
-                grads[: group.start] += group.scatter @ grad_terms.reshape(n * width, batch)
+                grads[: group.start].addmm_(group.scatter, grad_terms.reshape(n * width, batch))
                 continue
             # a copy where no product makes one: index_add_ must not read what it writes
-            grad_terms = grad_out.clone() if weight is None else grad_out * weight
+            grad_terms = grad_terms.clone() if terms is None else grad_terms
             grads.index_add_(0, group.children.view(-1),
                              grad_terms.unsqueeze(2).expand(n, width, arity, batch).reshape(-1, batch))
-        if ctx.gather is None:
-            return grads[: ctx.n_leaves], None, None, None, None
-        grad_leaves = grads.new_zeros((ctx.n_sources, batch)).index_add_(0, ctx.gather, grads[: ctx.n_leaves])
-        return grad_leaves, None, None, None, None
+        return _leaf_gradient(grads, ctx.gather, ctx.n_leaves, ctx.n_sources), None, None, None, None
+
+
+_NATIVE_TYPES = {torch.float32: "f32", torch.float64: "f64"}
+
+
+@dataclass
+class _NativePlan:
+    """The circuit in compressed rows for the C kernels: node ``i``'s terms are
+    ``node_terms[i]:node_terms[i+1]``, term ``t``'s factor rows ``factors[term_factors[t]:term_factors[t+1]]``."""
+
+    node_terms: torch.Tensor
+    term_factors: torch.Tensor
+    factors: torch.Tensor
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.node_terms.shape[0]) - 1
+
+    @property
+    def n_terms(self) -> int:
+        return int(self.term_factors.shape[0]) - 1
+
+
+def _native_plan(groups: list[tuple[int, list[list[tuple[int, ...]]]]]) -> _NativePlan:
+    node_terms, term_factors, factors = [0], [0], []
+    for _, nodes in groups:
+        for node in nodes:
+            for term in node:
+                factors.extend(term)
+                term_factors.append(len(factors))
+            node_terms.append(len(term_factors) - 1)
+    as_tensor = lambda values: torch.tensor(values, dtype=torch.int64)  # noqa: E731
+    return _NativePlan(as_tensor(node_terms), as_tensor(term_factors), as_tensor(factors))
+
+
+class _NativeCircuit(torch.autograd.Function):
+    """The circuit as two C calls (``nesy_gedi/kernels/circuit.c``); same contract as :class:`_EvaluateCircuit`."""
+
+    @staticmethod
+    def forward(ctx, leaves, gather, circuit, roots, kernels):  # type: ignore[override]
+        plan, n_leaves = circuit._native_plan, circuit.n_leaves
+        values = _leaf_values(leaves, gather, n_leaves + plan.n_nodes)
+        batch = values.shape[1]
+        weights = leaves.new_empty((plan.n_terms, batch))
+        scratch = leaves.new_empty(batch)
+        suffix = _NATIVE_TYPES[leaves.dtype]
+        getattr(kernels, f"circuit_forward_{suffix}")(
+            values.data_ptr(), weights.data_ptr(), batch, n_leaves, plan.n_nodes,
+            plan.node_terms.data_ptr(), plan.term_factors.data_ptr(), plan.factors.data_ptr(), scratch.data_ptr())
+        ctx.circuit, ctx.kernels, ctx.gather, ctx.n_sources = circuit, kernels, gather, leaves.shape[0]
+        ctx.save_for_backward(roots, weights)
+        return values.index_select(0, roots)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_roots):  # type: ignore[override]
+        roots, weights = ctx.saved_tensors
+        circuit, plan = ctx.circuit, ctx.circuit._native_plan
+        batch = grad_roots.shape[1]
+        grads = weights.new_zeros((circuit.n_leaves + plan.n_nodes, batch))
+        grads.index_add_(0, roots, grad_roots)
+        scratch = weights.new_empty(batch)  # held here: the C code writes to it
+        getattr(ctx.kernels, f"circuit_backward_{_NATIVE_TYPES[weights.dtype]}")(
+            grads.data_ptr(), weights.data_ptr(), batch, circuit.n_leaves, plan.n_nodes,
+            plan.node_terms.data_ptr(), plan.term_factors.data_ptr(), plan.factors.data_ptr(),
+            scratch.data_ptr())
+        return _leaf_gradient(grads, ctx.gather, circuit.n_leaves, ctx.n_sources), None, None, None, None

@@ -82,40 +82,45 @@ class LeafTable:
     def __len__(self) -> int:
         return len(self._order)
 
-    def _indices(self, device: torch.device, dtype: torch.dtype, offsets: tuple[int, ...], n_outputs: int):
-        """Cached: the constants, the output rows of each "sum" row, and one gather index over
-        ``[outputs; constants; sums]`` that puts every row of the table in place."""
-        key = (device, dtype, offsets, n_outputs)
+    def _indices(self, device: torch.device, dtype: torch.dtype, layout: tuple[tuple[int, int], ...],
+                 n_outputs: int, batch: int):
+        """Cached: the constants, the output elements of each "sum" row (``[columns * batch]``), and one
+        ``[rows, batch]`` gather index over ``[outputs; constants; sums]`` that puts every table entry in place."""
+        key = (device, dtype, layout, n_outputs, batch)
         if key not in self._cache:
             consts = torch.tensor(self._consts, dtype=dtype, device=device)
-            sums = [
-                torch.tensor([offsets[c] + col for col in cols], dtype=torch.long, device=device)
-                for c, cols in self._sums
-            ]
+            b = torch.arange(batch, dtype=torch.long)
+
+            def elements(call: int, column: int) -> torch.Tensor:
+                offset, width = layout[call]
+                return offset + column + b * width
+
+            sums = [torch.cat([elements(c, col) for col in cols]).to(device) for c, cols in self._sums]
             source_of = {
-                "const": lambda i: n_outputs + i,
-                "neural": lambda i: offsets[self._neural[i][0]] + self._neural[i][1],
-                "sum": lambda i: n_outputs + len(self._consts) + i,
+                "const": lambda i: torch.full((batch,), n_outputs + i, dtype=torch.long),
+                "neural": lambda i: elements(*self._neural[i]),
+                "sum": lambda i: n_outputs + len(self._consts) + i * batch + b,
             }
-            gather = torch.tensor([source_of[kind](i) for kind, i in self._order], dtype=torch.long, device=device)
+            gather = torch.stack([source_of[kind](i) for kind, i in self._order]).to(device)
             self._cache[key] = (consts, sums, gather)
         return self._cache[key]
 
     def sources(
-        self, outputs: torch.Tensor | None, offsets: tuple[int, ...], batch: int, device: torch.device,
+        self, outputs: torch.Tensor | None, layout: tuple[tuple[int, int], ...], batch: int, device: torch.device,
         dtype: torch.dtype
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(source, gather)``: the rows ``[len(self), batch]`` of the table are ``source.index_select(0, gather)``.
+        """``(source, gather)``: entry ``(r, b)`` of the ``[len(self), batch]`` table is ``source[gather[r, b]]``.
 
-        ``outputs [rows, batch]`` holds the networks' log-probabilities, call ``i``'s from row ``offsets[i]``
-        on (``None`` without calls); a circuit gathers its leaves itself (no intermediate table)."""
+        ``outputs`` is the flat tensor of the networks' log-probabilities, call ``i``'s laid out as
+        ``layout[i] = (offset, width)`` (element ``offset + b * width + c``: column ``c`` of batch element
+        ``b``; ``None`` without calls); a circuit gathers its leaves itself (no intermediate table)."""
         n_outputs = 0 if outputs is None else int(outputs.shape[0])
-        consts, sums, gather = self._indices(device, dtype, offsets, n_outputs)
-        parts = [consts.unsqueeze(1).expand(-1, batch)]
+        consts, sums, gather = self._indices(device, dtype, layout, n_outputs, batch)
+        parts = [consts]
         if outputs is not None:
             parts.insert(0, outputs)
-            parts.extend(_logsumexp_rows(outputs.index_select(0, idx)) for idx in sums)
-        return torch.cat(parts, dim=0), gather
+            parts.extend(_logsumexp_rows(outputs.index_select(0, idx).view(-1, batch)).view(-1) for idx in sums)
+        return torch.cat(parts), gather
 
 
 def _logsumexp_rows(rows: torch.Tensor) -> torch.Tensor:
@@ -123,7 +128,10 @@ def _logsumexp_rows(rows: torch.Tensor) -> torch.Tensor:
 
     ``torch.logsumexp`` back-propagates NaN through an all ``-inf`` column, e.g. a
     network that gives probability 0 to every value of a "none of these" row.
+    Without a gradient to compute, ``torch.logsumexp`` is used (fewer ops).
     """
+    if not rows.requires_grad:
+        return torch.logsumexp(rows, dim=0, keepdim=True)
     top = rows.amax(dim=0, keepdim=True)
     top = torch.where(torch.isfinite(top), top, torch.zeros_like(top)).detach()
     total = torch.exp(rows - top).sum(dim=0, keepdim=True)

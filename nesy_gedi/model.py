@@ -145,14 +145,14 @@ class NeSyModel(nn.Module):
         query = str(template.term)
         compiled = self._compile(template)
         batch = _batch_size(inputs, query)
-        outputs, offsets, logits, call_inputs = self._network_outputs(compiled, template, inputs, batch)
+        outputs, layout, logits, call_inputs = self._network_outputs(compiled, template, inputs, batch)
         if outputs is not None:
             device, dtype = outputs.device, outputs.dtype
         else:
             reference = next(iter(inputs.values()), None)
             device = reference.device if reference is not None else torch.device("cpu")
             dtype = torch.float64
-        source, gather = compiled.table.sources(outputs, offsets, batch, device, dtype)
+        source, gather = compiled.table.sources(outputs, layout, batch, device, dtype)
         roots = compiled.circuit(source, gather)
         if compiled.conditional:
             impossible = torch.isneginf(roots[:, -1]).nonzero().flatten().tolist()
@@ -235,20 +235,23 @@ class NeSyModel(nn.Module):
 
     def _network_outputs(
         self, compiled: CompiledQuery, template: QueryTemplate, inputs: Mapping[str, torch.Tensor], batch: int
-    ) -> tuple[torch.Tensor | None, tuple[int, ...], dict[str, torch.Tensor], dict[str, list[tuple[str, ...]]]]:
+    ) -> tuple[torch.Tensor | None, tuple[tuple[int, int], ...], dict[str, torch.Tensor],
+               dict[str, list[tuple[str, ...]]]]:
         """One forward per network over all its calls.
 
-        Returns the log-probabilities of all calls as one ``[rows, batch]`` table
-        (call ``i``'s ``width`` outputs are rows ``offsets[i]`` onwards), the raw
-        logits and the input names per network.
+        Returns the log-probabilities of all calls as one flat tensor (each
+        network's ``[calls * batch, width]`` block, row-major, one after the
+        other), the layout of each call in it (``(offset, width)``: element
+        ``offset + b * width + c`` is column ``c`` for batch element ``b``), the
+        raw logits and the input names per network.
         """
         calls = compiled.table.calls
         by_network: dict[str, list[int]] = {}
         for i, call in enumerate(calls):
             by_network.setdefault(call.network, []).append(i)
         blocks: list[torch.Tensor] = []
-        offsets = [0] * len(calls)
-        row = 0
+        layout = [(0, 0)] * len(calls)
+        size = 0
         logits_of: dict[str, torch.Tensor] = {}
         names_of: dict[str, list[tuple[str, ...]]] = {}
         for name, indices in by_network.items():
@@ -284,13 +287,12 @@ class NeSyModel(nn.Module):
                 per_call = torch.log_softmax(logits, dim=1)
             logits_of[name] = logits
             width = per_call.shape[1]
-            # rows call-major, then output column: [calls * width, batch]
-            blocks.append(per_call.view(len(indices), batch, width).transpose(1, 2).reshape(-1, batch))
+            blocks.append(per_call.reshape(-1))
             for position, i in enumerate(indices):
-                offsets[i] = row + position * width
-            row += len(indices) * width
-        outputs = (blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=0)) if blocks else None
-        return outputs, tuple(offsets), logits_of, names_of
+                layout[i] = (size + position * batch * width, width)
+            size += expected * width
+        outputs = (blocks[0] if len(blocks) == 1 else torch.cat(blocks)) if blocks else None
+        return outputs, tuple(layout), logits_of, names_of
 
 
 def _batch_size(inputs: Mapping[str, torch.Tensor], query: str) -> int:

@@ -125,7 +125,9 @@ class OneHot(nn.Module):
 
     def forward(self, labels: torch.Tensor) -> torch.Tensor:
         labels = labels.reshape(-1).long()
-        if labels.numel() and (labels.min() < 0 or labels.max() >= self.n_classes):
-            raise ValueError(f"labels must lie in [0, {self.n_classes}), got {labels.min()}..{labels.max()}")
+        if labels.numel():
+            low, high = torch.aminmax(labels)
+            if low < 0 or high >= self.n_classes:
+                raise ValueError(f"labels must lie in [0, {self.n_classes}), got {int(low)}..{int(high)}")
         logits = torch.full((labels.shape[0], self.n_classes), float("-inf"), device=labels.device)
         return logits.scatter(1, labels.view(-1, 1), 0.0)
