@@ -13,16 +13,6 @@ from nesy_gedi.circuit import AND, OR, TensorCircuit
 from nesy_gedi.leaves import NEG_INF_ROW, ZERO_ROW
 
 
-@pytest.fixture(params=["native", "torch"])
-def evaluator(request, monkeypatch):
-    """Every test runs with the C kernels (where a C compiler exists) and with the torch ops."""
-    if request.param == "torch":
-        monkeypatch.setattr(circuit_module, "circuit_kernels", lambda: None)
-    elif kernels.circuit_kernels() is None:
-        pytest.skip("no C compiler: the native kernels are unavailable")
-    return request.param
-
-
 def reference(n_leaves: int, nodes, roots, leaves: torch.Tensor) -> torch.Tensor:
     """Node by node with autograd: AND = sum of log-values, OR = logsumexp."""
     values = list(leaves.unbind(0))

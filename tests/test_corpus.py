@@ -39,7 +39,7 @@ def test_corpus_is_broad():
 
 
 @pytest.mark.parametrize("name", list(CORPUS))
-def test_corpus_matches_problog(name):
+def test_corpus_matches_problog(name, evaluator):
     src = CORPUS[name]
     assert_same(our_results(Program.from_string(src)), problog_results(PrologString(src)), name)
 

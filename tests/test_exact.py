@@ -49,7 +49,7 @@ def test_classic_programs_match_problog(src, queries):
             assert got[name] == pytest.approx(p, abs=1e-9), (query, name)
 
 
-def test_random_programs_match_problog():
+def test_random_programs_match_problog(evaluator):
     rng = random.Random(0)
     for trial in range(15):
         n = rng.randint(2, 5)
@@ -63,7 +63,7 @@ def test_random_programs_match_problog():
         assert model.probabilities("q")[()] == pytest.approx(expected, abs=1e-9), src
 
 
-def test_neural_addition_matches_enumeration():
+def test_neural_addition_matches_enumeration(evaluator):
     torch.manual_seed(0)
     model = NeSyModel("programs/mnist_add.pl", {"mnist_net": lambda x: x})
     a, b = torch.randn(4, 10, dtype=torch.float64), torch.randn(4, 10, dtype=torch.float64)
@@ -74,7 +74,7 @@ def test_neural_addition_matches_enumeration():
         assert torch.allclose(result.log_probs[:, i].exp(), expected, atol=1e-9)
 
 
-def test_gradients_match_autograd_of_enumeration():
+def test_gradients_match_autograd_of_enumeration(evaluator):
     model = NeSyModel("programs/mnist_add.pl", {"mnist_net": lambda x: x})
     a = torch.randn(3, 10, dtype=torch.float64, requires_grad=True)
     b = torch.randn(3, 10, dtype=torch.float64, requires_grad=True)
