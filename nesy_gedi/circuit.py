@@ -331,6 +331,11 @@ class _NativePlan:
     def n_terms(self) -> int:
         return int(self.term_factors.shape[0]) - 1
 
+    @property
+    def max_width(self) -> int:
+        """Terms of the widest node (the scratch rows of a forward pass that keeps no weights)."""
+        return int((self.node_terms[1:] - self.node_terms[:-1]).max()) if self.n_nodes else 0
+
 
 def _native_plan(groups: list[tuple[int, list[list[tuple[int, ...]]]]]) -> _NativePlan:
     node_terms, term_factors, factors = [0], [0], []
@@ -352,12 +357,14 @@ class _NativeCircuit(torch.autograd.Function):
         plan, n_leaves = circuit._native_plan, circuit.n_leaves
         values = _leaf_values(leaves, gather, n_leaves + plan.n_nodes)
         batch = values.shape[1]
-        weights = leaves.new_empty((plan.n_terms, batch))
+        keep = leaves.requires_grad  # the weights are kept for the backward pass only
+        weights = leaves.new_empty((plan.n_terms if keep else plan.max_width, batch))
         scratch = leaves.new_empty(batch)
         suffix = _NATIVE_TYPES[leaves.dtype]
         getattr(kernels, f"circuit_forward_{suffix}")(
             values.data_ptr(), weights.data_ptr(), batch, n_leaves, plan.n_nodes,
-            plan.node_terms.data_ptr(), plan.term_factors.data_ptr(), plan.factors.data_ptr(), scratch.data_ptr())
+            plan.node_terms.data_ptr(), plan.term_factors.data_ptr(), plan.factors.data_ptr(), scratch.data_ptr(),
+            int(keep))
         ctx.circuit, ctx.kernels, ctx.gather, ctx.n_sources = circuit, kernels, gather, leaves.shape[0]
         ctx.save_for_backward(roots, weights)
         return values.index_select(0, roots)

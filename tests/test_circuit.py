@@ -49,6 +49,7 @@ def test_matches_the_and_or_evaluation(seed: int, dtype: torch.dtype, evaluator:
     b = leaves.clone().requires_grad_()
     got, want = circuit(a), reference(n_leaves, nodes, roots, b)
     torch.testing.assert_close(got, want)
+    torch.testing.assert_close(circuit(leaves), want.detach())  # no gradient asked: no weights kept
     weights = torch.randn_like(want)
     (got.nan_to_num(neginf=0) * weights).sum().backward()
     (want.nan_to_num(neginf=0) * weights).sum().backward()

@@ -77,7 +77,8 @@ def _load() -> ctypes.CDLL | None:
     for suffix in ("f32", "f64"):
         for name in ("forward", "backward"):
             function = getattr(library, f"circuit_{name}_{suffix}")
-            function.argtypes = [pointer, pointer, size, size, size, pointer, pointer, pointer, pointer]
+            function.argtypes = [pointer, pointer, size, size, size, pointer, pointer, pointer, pointer] + (
+                [size] if name == "forward" else [])
             function.restype = None
     return library
 
