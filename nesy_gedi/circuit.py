@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from pysdd.sdd import SddNode
@@ -119,7 +120,6 @@ class TensorCircuit:
             self._groups[-1][1].append(node)
             cells, width, arity = cells + w * a, max(width, w), max(arity, a)
         self.n_groups = len(self._groups)
-        self._native_plan = _native_plan(self._groups)
         self._device_cache: dict[tuple[torch.device, torch.dtype], tuple[list[_Group], torch.Tensor]] = {}
 
     @classmethod
@@ -196,6 +196,11 @@ class TensorCircuit:
             self._device_cache[(device, dtype)] = (groups, roots)
         return self._device_cache[(device, dtype)]
 
+    @cached_property
+    def _native_plan(self) -> "_NativePlan":
+        """The circuit in compressed rows for the C kernels (built on first CPU use only)."""
+        return _compressed_rows(self._groups, self.roots)
+
     def forward(self, leaves: torch.Tensor, gather: torch.Tensor | None = None) -> torch.Tensor:
         """Root log-values ``[batch, n_roots]`` from leaf log-weights ``[n_leaves, batch]``.
 
@@ -206,11 +211,11 @@ class TensorCircuit:
         if len(shape) != 2 or shape[0] != self.n_leaves or (gather is not None and leaves.dim() != 1):
             raise ValueError(f"expected leaves of shape [{self.n_leaves}, batch], got {tuple(leaves.shape)}"
                              + ("" if gather is None else f" gathered by indices of shape {shape}"))
-        groups, roots = self._plan(leaves.device, leaves.dtype)
         if leaves.device.type == "cpu" and leaves.dtype in _NATIVE_TYPES:
             kernels = circuit_kernels()
             if kernels is not None:
-                return _NativeCircuit.apply(leaves, gather, self, roots, kernels).t()
+                return _NativeCircuit.apply(leaves, gather, self, kernels).t()
+        groups, roots = self._plan(leaves.device, leaves.dtype)
         return _EvaluateCircuit.apply(leaves, gather, groups, roots, self.n_leaves + self.n_nodes).t()
 
     __call__ = forward
@@ -322,6 +327,7 @@ class _NativePlan:
     node_terms: torch.Tensor
     term_factors: torch.Tensor
     factors: torch.Tensor
+    roots: torch.Tensor
 
     @property
     def n_nodes(self) -> int:
@@ -337,7 +343,7 @@ class _NativePlan:
         return int((self.node_terms[1:] - self.node_terms[:-1]).max()) if self.n_nodes else 0
 
 
-def _native_plan(groups: list[tuple[int, list[list[tuple[int, ...]]]]]) -> _NativePlan:
+def _compressed_rows(groups: list[tuple[int, list[list[tuple[int, ...]]]]], roots: list[int]) -> _NativePlan:
     node_terms, term_factors, factors = [0], [0], []
     for _, nodes in groups:
         for node in nodes:
@@ -346,14 +352,14 @@ def _native_plan(groups: list[tuple[int, list[list[tuple[int, ...]]]]]) -> _Nati
                 term_factors.append(len(factors))
             node_terms.append(len(term_factors) - 1)
     as_tensor = lambda values: torch.tensor(values, dtype=torch.int64)  # noqa: E731
-    return _NativePlan(as_tensor(node_terms), as_tensor(term_factors), as_tensor(factors))
+    return _NativePlan(as_tensor(node_terms), as_tensor(term_factors), as_tensor(factors), as_tensor(roots))
 
 
 class _NativeCircuit(torch.autograd.Function):
     """The circuit as two C calls (``nesy_gedi/kernels/circuit.c``); same contract as :class:`_EvaluateCircuit`."""
 
     @staticmethod
-    def forward(ctx, leaves, gather, circuit, roots, kernels):  # type: ignore[override]
+    def forward(ctx, leaves, gather, circuit, kernels):  # type: ignore[override]
         plan, n_leaves = circuit._native_plan, circuit.n_leaves
         values = _leaf_values(leaves, gather, n_leaves + plan.n_nodes)
         batch = values.shape[1]
@@ -366,20 +372,20 @@ class _NativeCircuit(torch.autograd.Function):
             plan.node_terms.data_ptr(), plan.term_factors.data_ptr(), plan.factors.data_ptr(), scratch.data_ptr(),
             int(keep))
         ctx.circuit, ctx.kernels, ctx.gather, ctx.n_sources = circuit, kernels, gather, leaves.shape[0]
-        ctx.save_for_backward(roots, weights)
-        return values.index_select(0, roots)
+        ctx.save_for_backward(weights)
+        return values.index_select(0, plan.roots)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_roots):  # type: ignore[override]
-        roots, weights = ctx.saved_tensors
+        (weights,) = ctx.saved_tensors
         circuit, plan = ctx.circuit, ctx.circuit._native_plan
         batch = grad_roots.shape[1]
         grads = weights.new_zeros((circuit.n_leaves + plan.n_nodes, batch))
-        grads.index_add_(0, roots, grad_roots)
+        grads.index_add_(0, plan.roots, grad_roots)
         scratch = weights.new_empty(batch)  # held here: the C code writes to it
         getattr(ctx.kernels, f"circuit_backward_{_NATIVE_TYPES[weights.dtype]}")(
             grads.data_ptr(), weights.data_ptr(), batch, circuit.n_leaves, plan.n_nodes,
             plan.node_terms.data_ptr(), plan.term_factors.data_ptr(), plan.factors.data_ptr(),
             scratch.data_ptr())
-        return _leaf_gradient(grads, ctx.gather, circuit.n_leaves, ctx.n_sources), None, None, None, None
+        return _leaf_gradient(grads, ctx.gather, circuit.n_leaves, ctx.n_sources), None, None, None
