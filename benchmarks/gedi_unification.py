@@ -14,8 +14,14 @@ For every run folder ``RUNS/<config>/<seed>`` with a ``mnist_net.pt``:
   confidence >= 0.9, the number of classes they cover, and the Fréchet
   distance between the judge's penultimate features of samples and of MNIST
   test (the floor: MNIST test vs train);
+* generation and clustering in one network: ``--per-cluster`` fresh chains
+  per cluster on the cluster-conditional energy E(x, y) = -f(x)[y], judged
+  the same way, and their agreement: the fraction the judge names as the
+  digit their cluster is matched to (Hungarian matching on MNIST test);
 * OOD: AUROC and FPR at 95% TPR of the energy score, MNIST test vs
-  Fashion-MNIST test, uniform noise and vertically flipped MNIST test.
+  Fashion-MNIST test, uniform noise and vertically flipped MNIST test, and
+  the flipped-digit AUROC per digit (test images of digit d vs their flips:
+  a flipped 0, 1, 3 or 8 is often still a plausible digit).
 
 The judge itself, scored by max-softmax and by its own energy, is the
 supervised OOD baseline.  Writes ``OUT/unification.json``, ``OUT/unification.md``
@@ -40,6 +46,8 @@ from nesy_gedi.commands import add_common_arguments, existing_dir, nonnegative_i
 from nesy_gedi.data import load_mnist
 from nesy_gedi.errors import DataError
 from nesy_gedi.gedi import SGLDConfig, ood_report
+from nesy_gedi.gedi.ood import auroc, energy_scores
+from nesy_gedi.metrics import cluster_matching
 from nesy_gedi.gedi.sgld import conditional_samples, fresh_chain_steps, sample_from_noise
 from nesy_gedi.networks import MnistCNN, build_network
 from nesy_gedi.train.checkpoint import load_weights, network_state
@@ -102,10 +110,33 @@ def sample_quality(judge: MnistCNN, samples: torch.Tensor, test_features: np.nda
             "frechet": frechet(features(judge, samples), test_features)}
 
 
+def conditional_quality(judge: MnistCNN, samples: torch.Tensor, clusters: torch.Tensor,
+                        cluster_digit: np.ndarray) -> dict:
+    """Judge cluster-conditional samples: confident fraction, classes covered, and the fraction the
+    judge names as their cluster's matched digit."""
+    with torch.no_grad():
+        probs = judge(samples).softmax(1)
+    confident = probs.max(1).values >= 0.9
+    named = probs.argmax(1).cpu().numpy() == cluster_digit[clusters.cpu().numpy()]
+    return {"conditional_confident_fraction": float(confident.float().mean()),
+            "conditional_classes_covered": int(probs.argmax(1)[confident].unique().numel()),
+            "conditional_agreement": float(named.mean())}
+
+
+def vflip_by_digit(score, inside: torch.Tensor, labels: torch.Tensor) -> list[float]:
+    """AUROC of each digit's test images vs the same images flipped vertically (``score``: higher = inside)."""
+    result = []
+    for d in range(10):
+        images = inside[(labels == d).to(inside.device)]
+        result.append(auroc(score(images), score(images.flip(-2))))
+    return result
+
+
 def markdown(rows: list[dict], floor: float, baseline: dict) -> str:
     cols = [("nmi", "NMI"), ("matched_accuracy", "matched acc"), ("confident_fraction", "samples conf>=0.9"),
             ("classes_covered", "classes"), ("frechet", "Fréchet"), ("auroc_fashion", "AUROC Fashion"),
-            ("auroc_noise", "AUROC noise"), ("auroc_vflip", "AUROC vflip"), ("fpr95_vflip", "FPR95 vflip")]
+            ("auroc_noise", "AUROC noise"), ("auroc_vflip", "AUROC vflip"), ("fpr95_vflip", "FPR95 vflip"),
+            ("conditional_confident_fraction", "cond. conf>=0.9"), ("conditional_agreement", "cond. agreement")]
     lines = ["| configuration | seeds | " + " | ".join(c[1] for c in cols) + " |", "|---|---|" + "---|" * len(cols)]
     groups: dict[str, list[dict]] = {}
     for r in rows:
@@ -121,7 +152,12 @@ def markdown(rows: list[dict], floor: float, baseline: dict) -> str:
     for score, results in baseline.items():
         lines.append(f"| supervised CNN, {score.replace('_', '-')} | 1 | - | - | - | - | - | {results['fashion']['auroc']:.3f} | "
                      f"{results['noise']['auroc']:.3f} | {results['vflip']['auroc']:.3f} | "
-                     f"{results['vflip']['fpr95']:.3f} |")
+                     f"{results['vflip']['fpr95']:.3f} | - | - |")
+    by_digit = [("supervised CNN, energy", baseline.get("energy", {}).get("vflip_by_digit"))]
+    by_digit += [(f"{r['config']} seed {r['seed']}", r.get("auroc_vflip_by_digit")) for r in rows]
+    lines += ["", "Flipped-digit AUROC per digit (energy score):", "",
+              "| model | " + " | ".join(str(d) for d in range(10)) + " |", "|---|" + "---|" * 10]
+    lines += [f"| {name} | " + " | ".join(f"{v:.2f}" for v in values) + " |" for name, values in by_digit if values]
     lines.append(f"\nFréchet floor (MNIST test vs train features of the judge): {floor:.2f}\n")
     return "\n".join(lines) + "\n"
 
@@ -136,6 +172,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                              "trained on fresh chains (--sgld-restart 1, short-run sampling), else 200")
     parser.add_argument("--sgld-step-size", type=float, default=SGLDConfig.step_size)
     parser.add_argument("--sgld-noise", type=float, default=SGLDConfig.noise)
+    parser.add_argument("--per-cluster", type=positive_int, default=100,
+                        help="fresh cluster-conditional chains per cluster (the first 10 are drawn in the grid)")
     parser.add_argument("--judge-steps", type=positive_int, default=2000)
     parser.add_argument("--seed", type=nonnegative_int, default=0)
     parser.add_argument("--out", type=output_dir, default="benchmarks/gedi")
@@ -161,6 +199,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     test_features = features(judge, inside)
     floor = frechet(test_features, features(judge, train.normalized(torch.arange(10000), device)))
     baseline = ood_report(judge, inside, outsides, ("max_softmax", "energy"))
+    baseline["energy"]["vflip_by_digit"] = vflip_by_digit(lambda x: energy_scores(judge, x), inside, test.labels)
     print(json.dumps({"judge_test_accuracy": judge_acc, "frechet_floor": floor, "baseline": baseline}), flush=True)
 
     sgld = SGLDConfig(step_size=args.sgld_step_size, noise=args.sgld_noise)
@@ -176,14 +215,22 @@ def main(argv: list[str] | None = None) -> list[dict]:
         samples = sample_from_noise(net, args.samples, (1, 28, 28), sgld, steps, generator, device)
         save_image(samples[:100].cpu() * 0.5 + 0.5, out / f"samples_{run.parent.name}_{run.name}.png", nrow=10)
         with torch.no_grad():
-            n_clusters = int(net(inside[:1]).shape[1])
-        conditional = conditional_samples(net, 10, n_clusters, (1, 28, 28), sgld, steps, generator, device)
-        save_image(conditional.cpu() * 0.5 + 0.5, out / f"conditional_{run.parent.name}_{run.name}.png", nrow=10)
+            predicted = torch.cat([net(inside[i:i + 1000]).argmax(1) for i in range(0, len(inside), 1000)]).cpu()
+        n_clusters = int(net(inside[:1]).shape[1])
+        cluster_digit = cluster_matching(predicted, test.labels, max(n_clusters, 10))
+        conditional = conditional_samples(net, args.per_cluster, n_clusters, (1, 28, 28), sgld, steps, generator,
+                                          device)
+        clusters = torch.arange(n_clusters).repeat_interleave(args.per_cluster)
+        grid = conditional.view(n_clusters, args.per_cluster, 1, 28, 28)[:, :10].reshape(-1, 1, 28, 28)
+        save_image(grid.cpu() * 0.5 + 0.5, out / f"conditional_{run.parent.name}_{run.name}.png",
+                   nrow=min(10, args.per_cluster))
         detection = ood_report(net, inside, outsides, ("energy",))["energy"]
         row = {"config": run.parent.name, "run": str(run), "seed": results["args"].get("seed"), "chain_steps": steps,
                "nmi": results["nmi"], "matched_accuracy": results["matched_accuracy"],
                **sample_quality(judge, samples, test_features),
-               **{f"{m}_{name}": v[m] for name, v in detection.items() for m in ("auroc", "fpr95")}}
+               **{f"{m}_{name}": v[m] for name, v in detection.items() for m in ("auroc", "fpr95")},
+               "auroc_vflip_by_digit": vflip_by_digit(lambda x: energy_scores(net, x), inside, test.labels),
+               **conditional_quality(judge, conditional, clusters, cluster_digit)}
         rows.append(row)
         print(json.dumps(row), flush=True)
     summary = {"judge_test_accuracy": judge_acc, "frechet_floor": floor, "baseline": baseline, "runs": rows,

@@ -80,6 +80,8 @@ USAGE = [
     (["--checkpoint-every", "0"], "--checkpoint-every"),
     (["--arch", "resnet"], "--arch"),
     (["--augment", "1.5"], "--augment"),
+    (["--nesy-after", "-1"], "--nesy-after"),
+    (["--gedi-aug-warmup", "x"], "--gedi-aug-warmup"),
 ]
 
 
@@ -143,6 +145,10 @@ def test_pairs_need_one_digit(tmp_path, capsys):
     assert_clean(code, err, 1, "--pairs needs --n-digits 1")
     code, err = run_in_process(addition.main, ["--relabel", "--n-digits", "3", "--out", str(tmp_path)], capsys)
     assert_clean(code, err, 1, "--relabel supports --n-digits 1 or 2, not 3")
+    code, err = run_in_process(addition.main, ["--relabel-exhaustive", "--out", str(tmp_path)], capsys)
+    assert_clean(code, err, 1, "--relabel-exhaustive needs --relabel and --n-digits 1")
+    code, err = run_in_process(addition.main, ["--nesy-after", "10", "--out", str(tmp_path)], capsys)
+    assert_clean(code, err, 1, "--nesy-after needs another loss term")
 
 
 # -- tasks/gedi_pretrain.py ------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import importlib.util
 import itertools
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -82,3 +83,26 @@ def test_fresh_chain_length_follows_short_run_training():
     assert unification.run_chain_steps({"sgld_steps": 40, "sgld_restart": 1.0}) == 40
     assert unification.run_chain_steps({"sgld_steps": 10, "sgld_restart": 0.05}) == 200
     assert unification.chain_steps("run") == "run" and unification.chain_steps("7") == 7
+
+
+def test_conditional_sample_agreement_and_per_digit_flip_auroc():
+    unification = _load_benchmark("gedi_unification")
+
+    class PixelJudge(torch.nn.Module):  # reads the digit from the first pixel
+        def forward(self, x):
+            return 20.0 * torch.nn.functional.one_hot(x[:, 0, 0, 0].long(), 10).float()
+
+    samples = torch.zeros(4, 1, 28, 28)
+    samples[:, 0, 0, 0] = torch.tensor([3.0, 3.0, 5.0, 7.0])
+    cluster_digit = np.array([3, 5, 0, 1, 2, 4, 6, 7, 8, 9])
+    quality = unification.conditional_quality(PixelJudge(), samples, torch.tensor([0, 0, 1, 1]), cluster_digit)
+    assert quality == {"conditional_confident_fraction": 1.0, "conditional_classes_covered": 3,
+                       "conditional_agreement": 0.75}
+
+    labels = torch.arange(10).repeat(5)
+    images = torch.rand(50, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    images[labels == 4, :, :14] += 1  # digit 4 images are bright on top: their flips are told apart
+    top_minus_bottom = lambda x: x[:, 0, :14].mean((1, 2)) - x[:, 0, 14:].mean((1, 2))  # noqa: E731
+    by_digit = unification.vflip_by_digit(top_minus_bottom, images, labels)
+    assert len(by_digit) == 10 and by_digit[4] == 1.0
+    assert all(0.0 <= v <= 1.0 for v in by_digit)

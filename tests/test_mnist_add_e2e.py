@@ -120,6 +120,17 @@ def test_combined_gedi_and_entropy_losses_run_and_are_logged(tmp_path):
     assert all(v == v and abs(v) < 1e6 for v in epoch.values())
 
 
+def test_nesy_after_leaves_the_nesy_loss_out_of_the_first_steps(tmp_path):
+    addition.main(["--pairs", "evenodd", "--train-size", "192", "--test-size", "50", "--gedi-weight", "1",
+                   "--sgld-steps", "2", "--nesy-after", "3", "--gedi-aug-warmup", "2", "--epochs", "1",
+                   "--out", str(tmp_path), "--no-progress"])
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 6
+    for row in rows:  # loss = [NeSy NLL from step 4 on] + 1 * GEDI terms; the NLL is logged throughout
+        expected = row["gedi_total"] + (row["nll"] if row["step"] > 3 else 0.0)
+        assert row["loss"] == pytest.approx(expected, rel=1e-5, abs=1e-5) and row["nll"] > 0
+
+
 def test_query_result_rows_belong_to_their_inputs():
     """Row c * batch + b of QueryResult.logits is call c on element b, and network_inputs gives that input."""
     data = AdditionDataset(load_mnist("test"), n_digits=2, seed=0, size=5)

@@ -1,5 +1,6 @@
 """Label-free renaming of concepts by training likelihood."""
 
+import pytest
 import torch
 
 from nesy_gedi.cluster_head import ClusterPermutation
@@ -7,7 +8,8 @@ from nesy_gedi.data import AdditionDataset, load_mnist
 from nesy_gedi.data.shortcuts import pair_filter
 from nesy_gedi.networks import MnistCNN
 from nesy_gedi.recipes.addition import training_sum_objective
-from nesy_gedi.relabel import relabel_outputs, renaming_moves, search_relabelling
+from nesy_gedi.relabel import (all_permutations, best_renamings_by_counts, relabel_outputs, renaming_moves,
+                               search_relabelling, sum_counts)
 
 
 def test_moves_are_the_permutations_of_up_to_4_concepts():
@@ -54,3 +56,42 @@ def test_evenodd_cycle_is_repaired_to_a_map_that_satisfies_every_training_sum():
     repaired = torch.argsort(order)[cycle]  # digit d is now predicted as repaired[d]
     assert repaired.tolist() in (list(range(10)), [(d + 5) % 10 for d in range(10)])
     assert after > before + 1.0 and after > -1e-3  # every training sum explained
+
+
+def test_all_permutations_are_distinct_and_complete():
+    perms = all_permutations(6)
+    assert perms.shape == (720, 6)
+    assert len({tuple(p) for p in perms.tolist()}) == 720
+    assert all(sorted(p) == list(range(6)) for p in perms.tolist())
+
+
+def test_counts_search_finds_a_renaming_far_from_the_identity():
+    """A map that moves all 10 names (out of reach of one 4-move) is found by the exhaustive search."""
+    g = torch.Generator().manual_seed(0)
+    first, second = torch.randint(0, 10, (600,), generator=g), torch.randint(0, 10, (600,), generator=g)
+    names = torch.tensor([3, 1, 0, 9, 4, 6, 8, 2, 7, 5])  # concept c is digit names[c]
+    counts = sum_counts(first, second, names[first] + names[second], 10)
+    assert counts.sum() == 600
+    orders = best_renamings_by_counts(counts, top=4)
+    assert torch.equal(orders[0], torch.argsort(names))
+    assert len({tuple(o.tolist()) for o in orders}) == 4
+
+
+def test_evenodd_wrong_permutation_is_repaired_by_the_global_starts_alone():
+    """With no local round at all, the best exhaustive candidate already satisfies every training sum."""
+    data = AdditionDataset(load_mnist("test"), 1, seed=0, size=400, pair_filter=pair_filter("evenodd"))
+    examples = torch.arange(len(data))
+    digits = data.digits[examples, :, 0]
+    wrong = (torch.arange(10) * 3 + 1) % 10  # a permutation that breaks most EvenOdd sums
+    logits = 10.0 * torch.nn.functional.one_hot(wrong[digits], 10).float().unsqueeze(2)
+    objective = training_sum_objective(data, examples, logits, "cpu")
+    counts = sum_counts(wrong[digits[:, 0]], wrong[digits[:, 1]], data.sums[examples].long(), 10)
+    order, before, after = search_relabelling(objective, 10, max_rounds=0, starts=best_renamings_by_counts(counts))
+    repaired = torch.argsort(order)[wrong]
+    assert repaired.tolist() in (list(range(10)), [(d + 5) % 10 for d in range(10)])
+    assert after > -1e-3 and after > before + 1.0
+
+
+def test_sum_counts_rejects_sums_out_of_range():
+    with pytest.raises(ValueError, match="sums must lie"):
+        sum_counts(torch.tensor([0]), torch.tensor([1]), torch.tensor([19]), 10)

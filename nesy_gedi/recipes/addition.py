@@ -45,7 +45,7 @@ from ..errors import DataError
 from ..gedi import GEDIObjective, GEDIWeights, SGLDConfig
 from ..model import NeSyModel
 from ..networks import ARCHITECTURES, OneHot, build_network
-from ..relabel import relabel_outputs, search_relabelling
+from ..relabel import best_renamings_by_counts, relabel_outputs, search_relabelling, sum_counts
 from ..train.checkpoint import atomic_write_json, load_weights, network_state, save_network
 from ..train.evaluate import evaluate_addition
 from ..train.losses import entropy_regulariser, nesy_nll
@@ -128,9 +128,13 @@ def training_sum_objective(data: AdditionDataset, examples: torch.Tensor, logits
 
 
 def relabel_by_training_sums(net: torch.nn.Module, optimizer: torch.optim.Optimizer | None, data: AdditionDataset,
-                             device, n_concepts: int = 10) -> dict:
+                             device, n_concepts: int = 10, exhaustive: bool = False) -> dict:
     """Rename ``net``'s digits where that raises the mean log-likelihood of the sums of the first
-    :data:`RELABEL_EXAMPLES` training examples (:func:`nesy_gedi.relabel.search_relabelling`)."""
+    :data:`RELABEL_EXAMPLES` training examples (:func:`nesy_gedi.relabel.search_relabelling`).
+
+    With ``exhaustive`` (single digits only) the search also starts from the best of all k! renamings
+    of the hard predictions (:func:`nesy_gedi.relabel.best_renamings_by_counts`), so it is not trapped
+    where every move of up to 4 names first loses likelihood."""
     examples = torch.arange(min(len(data), RELABEL_EXAMPLES))
     images = data.images(examples, device)
     was_training = net.training
@@ -138,8 +142,14 @@ def relabel_by_training_sums(net: torch.nn.Module, optimizer: torch.optim.Optimi
     with torch.no_grad():
         logits = torch.cat([net(chunk) for chunk in images.view(-1, 1, 28, 28).split(4000)])
     net.train(was_training)
-    objective = training_sum_objective(data, examples, logits.view(*images.shape[:3], -1), device, n_concepts)
-    order, before, after = search_relabelling(objective, n_concepts)
+    logits = logits.view(*images.shape[:3], -1)
+    objective = training_sum_objective(data, examples, logits, device, n_concepts)
+    starts = None
+    if exhaustive:  # also the best of all k! renamings of the hard predictions, counted
+        predicted = logits[:, :, 0].argmax(-1)
+        counts = sum_counts(predicted[:, 0], predicted[:, 1], data.sums[examples].long(), n_concepts)
+        starts = best_renamings_by_counts(counts)
+    order, before, after = search_relabelling(objective, n_concepts, starts=starts)
     if not torch.equal(order, torch.arange(n_concepts)):
         relabel_outputs(net, order, optimizer)
     return {"relabel_order": order.tolist(), "relabel_loglik_before": before, "relabel_loglik_after": after}
@@ -177,11 +187,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--relabel", action="store_true",
                         help="after each epoch, rename digits (permutations of up to 4 digits) where that "
                              "raises the likelihood of the training sums: a label-free repair of a wrong map")
+    parser.add_argument("--relabel-exhaustive", action="store_true",
+                        help="with --relabel (N=1): also start the search from the best of all 10! renamings of "
+                             "the hard digit predictions, scored by the training sums they explain (0.8 s here)")
     parser.add_argument("--gedi-weight", type=nonnegative_float, default=0.0,
                         help="weight of the GEDI terms next to the NeSy loss")
     parser.add_argument("--gedi-gen-weight", type=nonnegative_float, default=GEDIWeights.gen)
     parser.add_argument("--gedi-prior-weight", type=nonnegative_float, default=GEDIWeights.prior)
     parser.add_argument("--sgld-steps", type=positive_int, default=10)
+    parser.add_argument("--gedi-aug-warmup", type=nonnegative_int, default=0, metavar="STEPS",
+                        help="ramp the GEDI view's augmentation strength from 0 to 1 over the first STEPS updates "
+                             "(as gedi_pretrain.py's --aug-warmup; default 0: full strength from the start)")
+    parser.add_argument("--nesy-after", type=nonnegative_int, default=0, metavar="STEPS",
+                        help="leave the NeSy loss out of the first STEPS updates, so that the other terms (GEDI) "
+                             "form the clusters before the program names them (default 0)")
     parser.add_argument("--entropy-weight", type=nonnegative_float, default=0.0,
                         help="weight of the concept entropy regulariser")
     parser.add_argument("--concept-labels", type=nonnegative_int, default=0, metavar="K",
@@ -196,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
     add_common_arguments(parser)
     return parser
+
+
+def warmup_factor(step: int, warmup: int) -> float:
+    """A linear ramp: (step + 1) / warmup during the first ``warmup`` steps (0-based), then 1."""
+    return 1.0 if warmup <= 0 or step >= warmup else (step + 1) / warmup
 
 
 def load_pretrained(net: torch.nn.Module, path: str | Path, arch: str, keep_head: bool = False) -> None:
@@ -226,6 +250,10 @@ def run(args: argparse.Namespace) -> dict:
     if args.relabel and args.n_digits > 2:
         raise DataError(f"--relabel supports --n-digits 1 or 2, not {args.n_digits}: each epoch it evaluates 2,175 "
                         f"renamings on {RELABEL_EXAMPLES} training examples (about 14 s per round already at N=2)")
+    if args.relabel_exhaustive and not (args.relabel and args.n_digits == 1):
+        raise DataError("--relabel-exhaustive needs --relabel and --n-digits 1")
+    if args.nesy_after and not (args.gedi_weight > 0 or args.concept_labels or args.entropy_weight > 0):
+        raise DataError("--nesy-after needs another loss term to train on before it (e.g. --gedi-weight 1)")
     if args.split == "rsbench" and args.pairs not in RSBENCH_SETTINGS:
         raise DataError(f"--split rsbench needs --pairs {' or '.join(RSBENCH_SETTINGS)}")
     if args.gedi_weight > 0 and SGLDConfig.buffer_size < 2 * args.n_digits * args.batch_size:
@@ -285,14 +313,18 @@ def run(args: argparse.Namespace) -> dict:
             images = train_augment(images.view(-1, 1, 28, 28), generator).view_as(images)
         log_prob, result, inputs = batch_forward(model, train, examples, device, images)
         logits = result.logits["mnist_net"]
-        loss = nesy_nll(log_prob)
-        terms = {"nll": loss.detach()}
+        t = trainer.state.step
+        nll = nesy_nll(log_prob)
+        terms = {"nll": nll.detach()}
+        loss = nll if t >= args.nesy_after else nll.detach() * 0
         if gedi is not None:
             # view 1: the clean images (their NeSy logits, no second forward); view 2: an augmented copy
             # of the same images, in the same row order as the logits
             clean = result.network_inputs("mnist_net", inputs)
             cluster_logits = logits if net is base else None  # a cluster head: GEDI forwards the clusters itself
-            gedi_terms = gedi(clean, augment(clean, generator), cluster_logits, view1_logits=cluster_logits)
+            strength = warmup_factor(t, args.gedi_aug_warmup)
+            views = augment if strength >= 1 else augment.scaled(strength)
+            gedi_terms = gedi(clean, views(clean, generator), cluster_logits, view1_logits=cluster_logits)
             terms.update({f"gedi_{k}": v for k, v in gedi_terms.items().items()})
             loss = loss + args.gedi_weight * gedi_terms.total
         if labelled is not None:
@@ -306,7 +338,9 @@ def run(args: argparse.Namespace) -> dict:
             loss = loss + args.entropy_weight * entropy
         return {"loss": loss, **terms}
 
-    relabel = (lambda state: relabel_by_training_sums(net, optimizer, train, device, concepts)) if args.relabel else None
+    trainer: Trainer
+    relabel = (lambda state: relabel_by_training_sums(net, optimizer, train, device, concepts,
+                                                         args.relabel_exhaustive)) if args.relabel else None
     trainer = Trainer(loop, len(train), step, {"net": net}, optimizer, generator, scheduler, extra,
                       run_info={"kind": KIND, "arch": args.arch, "args": dict(vars(args))}, on_epoch_end=relabel)
     if checkpoint is not None:
