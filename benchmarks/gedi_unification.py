@@ -123,13 +123,11 @@ def conditional_quality(judge: MnistCNN, samples: torch.Tensor, clusters: torch.
             "conditional_agreement": float(named.mean())}
 
 
-def vflip_by_digit(score, inside: torch.Tensor, labels: torch.Tensor) -> list[float]:
-    """AUROC of each digit's test images vs the same images flipped vertically (``score``: higher = inside)."""
-    result = []
-    for d in range(10):
-        images = inside[(labels == d).to(inside.device)]
-        result.append(auroc(score(images), score(images.flip(-2))))
-    return result
+def vflip_by_digit(inside_scores: torch.Tensor, flipped_scores: torch.Tensor, labels: torch.Tensor) -> list[float]:
+    """AUROC of each digit's test images vs the same images flipped vertically, from the scores of all test
+    images and of their flips (same order; higher = inside)."""
+    inside_scores, flipped_scores, labels = inside_scores.cpu(), flipped_scores.cpu(), labels.cpu()
+    return [auroc(inside_scores[labels == d], flipped_scores[labels == d]) for d in range(10)]
 
 
 def markdown(rows: list[dict], floor: float, baseline: dict) -> str:
@@ -199,7 +197,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     test_features = features(judge, inside)
     floor = frechet(test_features, features(judge, train.normalized(torch.arange(10000), device)))
     baseline = ood_report(judge, inside, outsides, ("max_softmax", "energy"))
-    baseline["energy"]["vflip_by_digit"] = vflip_by_digit(lambda x: energy_scores(judge, x), inside, test.labels)
+    baseline["energy"]["vflip_by_digit"] = vflip_by_digit(energy_scores(judge, inside),
+                                                          energy_scores(judge, outsides["vflip"]), test.labels)
     print(json.dumps({"judge_test_accuracy": judge_acc, "frechet_floor": floor, "baseline": baseline}), flush=True)
 
     sgld = SGLDConfig(step_size=args.sgld_step_size, noise=args.sgld_noise)
@@ -215,9 +214,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         samples = sample_from_noise(net, args.samples, (1, 28, 28), sgld, steps, generator, device)
         save_image(samples[:100].cpu() * 0.5 + 0.5, out / f"samples_{run.parent.name}_{run.name}.png", nrow=10)
         with torch.no_grad():
-            predicted = torch.cat([net(inside[i:i + 1000]).argmax(1) for i in range(0, len(inside), 1000)]).cpu()
-        n_clusters = int(net(inside[:1]).shape[1])
-        cluster_digit = cluster_matching(predicted, test.labels, max(n_clusters, 10))
+            test_logits = torch.cat([net(chunk) for chunk in inside.split(1000)])
+        n_clusters = int(test_logits.shape[1])
+        cluster_digit = cluster_matching(test_logits.argmax(1).cpu(), test.labels, max(n_clusters, 10))
         conditional = conditional_samples(net, args.per_cluster, n_clusters, (1, 28, 28), sgld, steps, generator,
                                           device)
         clusters = torch.arange(n_clusters).repeat_interleave(args.per_cluster)
@@ -229,7 +228,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                "nmi": results["nmi"], "matched_accuracy": results["matched_accuracy"],
                **sample_quality(judge, samples, test_features),
                **{f"{m}_{name}": v[m] for name, v in detection.items() for m in ("auroc", "fpr95")},
-               "auroc_vflip_by_digit": vflip_by_digit(lambda x: energy_scores(net, x), inside, test.labels),
+               "auroc_vflip_by_digit": vflip_by_digit(test_logits.logsumexp(1), energy_scores(net, outsides["vflip"]),
+                                                      test.labels),
                **conditional_quality(judge, conditional, clusters, cluster_digit)}
         rows.append(row)
         print(json.dumps(row), flush=True)

@@ -33,6 +33,11 @@ class DigitAugment:
         return DigitAugment(self.degrees * r, self.translate * r, (1 + (self.scale[0] - 1) * r, 1 + (self.scale[1] - 1) * r),
                             self.shear * r, self.noise * r, self.stroke * r, self.background)
 
+    def warmed_up(self, step: int, warmup: int) -> "DigitAugment":
+        """The augmentation at update ``step`` (0-based) of a linear warm-up over ``warmup`` updates:
+        strength ``(step + 1) / warmup`` during the warm-up, then this augmentation itself (0: no warm-up)."""
+        return self.scaled((step + 1) / warmup) if warmup and step < warmup else self
+
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """A random view of each image in ``[B, C, H, W]`` (normalised to [-1, 1])."""
         if images.dim() != 4:

@@ -103,6 +103,6 @@ def test_conditional_sample_agreement_and_per_digit_flip_auroc():
     images = torch.rand(50, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     images[labels == 4, :, :14] += 1  # digit 4 images are bright on top: their flips are told apart
     top_minus_bottom = lambda x: x[:, 0, :14].mean((1, 2)) - x[:, 0, 14:].mean((1, 2))  # noqa: E731
-    by_digit = unification.vflip_by_digit(top_minus_bottom, images, labels)
+    by_digit = unification.vflip_by_digit(top_minus_bottom(images), top_minus_bottom(images.flip(-2)), labels)
     assert len(by_digit) == 10 and by_digit[4] == 1.0
     assert all(0.0 <= v <= 1.0 for v in by_digit)

@@ -133,3 +133,10 @@ def test_fashion_mnist_loads_from_its_own_folder():
     assert len(fashion) == 10000 and fashion.images.shape == (10000, 28, 28)
     assert sorted(fashion.labels.unique().tolist()) == list(range(10))
     assert not torch.equal(fashion.images[:100], digits.images[:100])
+
+
+def test_augmentation_warm_up_ramps_linearly_then_is_the_augmentation_itself():
+    augment = DigitAugment()
+    assert augment.warmed_up(0, 4).degrees == pytest.approx(augment.degrees / 4)
+    assert augment.warmed_up(2, 4).noise == pytest.approx(augment.noise * 3 / 4)
+    assert augment.warmed_up(4, 4) is augment and augment.warmed_up(0, 0) is augment

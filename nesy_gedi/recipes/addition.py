@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "raises the likelihood of the training sums: a label-free repair of a wrong map")
     parser.add_argument("--relabel-exhaustive", action="store_true",
                         help="with --relabel (N=1): also start the search from the best of all 10! renamings of "
-                             "the hard digit predictions, scored by the training sums they explain (0.8 s here)")
+                             "the hard digit predictions, scored by the training sums they explain")
     parser.add_argument("--gedi-weight", type=nonnegative_float, default=0.0,
                         help="weight of the GEDI terms next to the NeSy loss")
     parser.add_argument("--gedi-gen-weight", type=nonnegative_float, default=GEDIWeights.gen)
@@ -215,11 +215,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
     add_common_arguments(parser)
     return parser
-
-
-def warmup_factor(step: int, warmup: int) -> float:
-    """A linear ramp: (step + 1) / warmup during the first ``warmup`` steps (0-based), then 1."""
-    return 1.0 if warmup <= 0 or step >= warmup else (step + 1) / warmup
 
 
 def load_pretrained(net: torch.nn.Module, path: str | Path, arch: str, keep_head: bool = False) -> None:
@@ -316,14 +311,13 @@ def run(args: argparse.Namespace) -> dict:
         t = trainer.state.step
         nll = nesy_nll(log_prob)
         terms = {"nll": nll.detach()}
-        loss = nll if t >= args.nesy_after else nll.detach() * 0
+        loss = nll if t >= args.nesy_after else nll.new_zeros(())  # the NLL is still logged (and checked)
         if gedi is not None:
             # view 1: the clean images (their NeSy logits, no second forward); view 2: an augmented copy
             # of the same images, in the same row order as the logits
             clean = result.network_inputs("mnist_net", inputs)
             cluster_logits = logits if net is base else None  # a cluster head: GEDI forwards the clusters itself
-            strength = warmup_factor(t, args.gedi_aug_warmup)
-            views = augment if strength >= 1 else augment.scaled(strength)
+            views = augment.warmed_up(t, args.gedi_aug_warmup)
             gedi_terms = gedi(clean, views(clean, generator), cluster_logits, view1_logits=cluster_logits)
             terms.update({f"gedi_{k}": v for k, v in gedi_terms.items().items()})
             loss = loss + args.gedi_weight * gedi_terms.total

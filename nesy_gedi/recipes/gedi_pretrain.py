@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> dict:
         images = train.normalized(batch, device)
         t = trainer.state.step
         gedi.weights.gen = weights.gen if t >= args.gen_after else 0.0
-        views = augment.scaled((t + 1) / args.aug_warmup) if args.aug_warmup and t < args.aug_warmup else augment
+        views = augment.warmed_up(t, args.aug_warmup)
         data_logits = net(images) if gedi.weights.gen > 0 else None  # only the data energy needs it
         terms = gedi(views(images, generator), views(images, generator), data_logits)
         return {"loss": terms.total, **{k: v for k, v in terms.items().items() if k != "total"}}
