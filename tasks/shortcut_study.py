@@ -17,7 +17,7 @@ Settings: ``evenodd`` and ``restricted`` (digit-pair restrictions, see
 splits (``nesy_gedi.data.rsbench``; Half has 5 digit values, so the 10-cluster
 ``--pretrained`` network does not fit it).
 Each run is the ``mnist_add`` recipe with one regulariser; results go to
-``OUT/<setting>/<config>/results.json`` and a Markdown table to ``OUT/summary.md``.
+``OUT/<setting>/<config>/seed<S>/results.json`` and a Markdown table to ``OUT/summary.md``.
 Runs are resumable: a run with a results.json is not repeated, a run with
 only a checkpoint continues from it, so the same command picks up where an
 interrupted study stopped.
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for config in args.configs:
             for seed in args.seeds:
                 name = config.replace("labels", f"labels{args.concept_labels}")
-                run_dir = out / setting / (name if len(args.seeds) == 1 else f"{name}/seed{seed}")
+                run_dir = out / setting / name / f"seed{seed}"  # one folder per seed: runs never share one
                 done = run_dir / "results.json"
                 if done.exists():
                     print(f"== {setting} / {config} / seed {seed}: done before, {done}", flush=True)

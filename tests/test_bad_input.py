@@ -81,6 +81,8 @@ USAGE = [
     (["--arch", "resnet"], "--arch"),
     (["--augment", "1.5"], "--augment"),
     (["--nesy-after", "-1"], "--nesy-after"),
+    (["--gedi-early-prior-weight", "-1"], "--gedi-early-prior-weight"),
+    (["--gedi-views", "both"], "--gedi-views"),
     (["--gedi-aug-warmup", "x"], "--gedi-aug-warmup"),
 ]
 
@@ -149,6 +151,9 @@ def test_pairs_need_one_digit(tmp_path, capsys):
     assert_clean(code, err, 1, "--relabel-exhaustive needs --relabel and --n-digits 1")
     code, err = run_in_process(addition.main, ["--nesy-after", "10", "--out", str(tmp_path)], capsys)
     assert_clean(code, err, 1, "--nesy-after needs another loss term")
+    code, err = run_in_process(addition.main, ["--gedi-weight", "1", "--gedi-early-prior-weight", "1",
+                                               "--out", str(tmp_path)], capsys)
+    assert_clean(code, err, 1, "--gedi-early-prior-weight needs --gedi-weight and --nesy-after")
 
 
 # -- tasks/gedi_pretrain.py ------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import torch
 
 from nesy_gedi import DataError, InputError, NeSyModel, UnknownNetworkError
 from nesy_gedi.data import AdditionDataset, load_mnist
+from nesy_gedi.gedi import GEDIObjective
 from nesy_gedi.networks import MnistCNN
 from nesy_gedi.recipes import addition
 
@@ -225,3 +226,38 @@ def test_half_trains_a_five_way_digit_network(tmp_path):
     assert 0 <= results["sum_macro_f1"] <= 1
     with pytest.raises(DataError, match="--split rsbench needs"):
         load_task().main(["--pairs", "restricted", "--split", "rsbench", "--out", str(tmp_path / "x"), "--no-progress"])
+
+
+@pytest.mark.parametrize("views", ["clean", "augmented"])
+def test_gedi_views_choose_the_first_view(tmp_path, monkeypatch, views):
+    """``--gedi-views clean``: view 1 is the NeSy forward's clean images (logits reused);
+    ``augmented``: two different augmented copies, each forwarded by GEDI."""
+    calls = []
+    original = GEDIObjective.__call__
+
+    def spy(self, view1, view2, data_logits=None, view1_logits=None):
+        calls.append((view1.detach().clone(), view2.detach().clone(), data_logits is not None,
+                      view1_logits is not None))
+        return original(self, view1, view2, data_logits, view1_logits)
+
+    monkeypatch.setattr(GEDIObjective, "__call__", spy)
+    addition.main(["--pairs", "evenodd", "--train-size", "64", "--test-size", "20", "--gedi-weight", "1",
+                   "--sgld-steps", "2", "--gedi-views", views, "--max-steps", "2", "--out", str(tmp_path),
+                   "--no-progress"])
+    assert len(calls) == 2
+    for view1, view2, has_data_logits, has_view1_logits in calls:
+        assert view1.shape == view2.shape and view1.shape[1:] == (1, 28, 28)
+        assert not torch.equal(view1, view2)
+        assert has_data_logits and has_view1_logits == (views == "clean")
+
+
+def test_early_prior_weight_holds_until_nesy_after(tmp_path):
+    addition.main(["--pairs", "evenodd", "--train-size", "192", "--test-size", "50", "--gedi-weight", "1",
+                   "--gedi-gen-weight", "0", "--gedi-prior-weight", "5", "--gedi-early-prior-weight", "1",
+                   "--nesy-after", "3", "--epochs", "1", "--out", str(tmp_path), "--no-progress"])
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 6
+    for row in rows:  # GEDI total = invariance + w * prior, w = 1 for steps 1-3, then 5
+        w = 1.0 if row["step"] <= 3 else 5.0
+        assert row["gedi_total"] == pytest.approx(row["gedi_invariance"] + w * row["gedi_prior"], rel=1e-5, abs=1e-6)
+        assert row["gedi_prior"] > 1e-4

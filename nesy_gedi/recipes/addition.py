@@ -7,7 +7,7 @@ trains on a subset of digit pairs and tests in and out of distribution;
 ``--train-size`` keeps few examples.  Regularisers: ``--pretrained CKPT``
 (e.g. from ``tasks/gedi_pretrain.py``), ``--gedi-weight W`` (loss = NeSy NLL + W *
 GEDI terms on the same images: the clean view is the NeSy forward, the second an
-augmented copy of the same image) and ``--entropy-weight W`` (Marconato et al.:
+augmented copy of the same image; ``--gedi-views augmented``: two augmented copies) and ``--entropy-weight W`` (Marconato et al.:
 W * KL(batch-mean concept distribution || uniform)) and ``--concept-labels K``
 (K labelled training images per digit, a supervised cross-entropy term on a
 fresh augmented copy of them each step, weight ``--concept-weight``, next to the
@@ -195,12 +195,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gedi-gen-weight", type=nonnegative_float, default=GEDIWeights.gen)
     parser.add_argument("--gedi-prior-weight", type=nonnegative_float, default=GEDIWeights.prior)
     parser.add_argument("--sgld-steps", type=positive_int, default=10)
+    parser.add_argument("--gedi-views", choices=("clean", "augmented"), default="clean",
+                        help="GEDI's first view: the clean images (their NeSy forward, no extra forward; default) or "
+                             "a second augmented copy (two augmented views, as gedi_pretrain.py; one more forward)")
     parser.add_argument("--gedi-aug-warmup", type=nonnegative_int, default=0, metavar="STEPS",
                         help="ramp the GEDI view's augmentation strength from 0 to 1 over the first STEPS updates "
                              "(as gedi_pretrain.py's --aug-warmup; default 0: full strength from the start)")
     parser.add_argument("--nesy-after", type=nonnegative_int, default=0, metavar="STEPS",
                         help="leave the NeSy loss out of the first STEPS updates, so that the other terms (GEDI) "
                              "form the clusters before the program names them (default 0)")
+    parser.add_argument("--gedi-early-prior-weight", type=nonnegative_float, default=None, metavar="W",
+                        help="the GEDI uniformity prior's weight before --nesy-after (default: --gedi-prior-weight); "
+                             "e.g. 1 where the training digits are not uniform (EvenOdd: 1:2), 5 once the program "
+                             "must not merge clusters")
     parser.add_argument("--entropy-weight", type=nonnegative_float, default=0.0,
                         help="weight of the concept entropy regulariser")
     parser.add_argument("--concept-labels", type=nonnegative_int, default=0, metavar="K",
@@ -247,6 +254,8 @@ def run(args: argparse.Namespace) -> dict:
                         f"renamings on {RELABEL_EXAMPLES} training examples (about 14 s per round already at N=2)")
     if args.relabel_exhaustive and not (args.relabel and args.n_digits == 1):
         raise DataError("--relabel-exhaustive needs --relabel and --n-digits 1")
+    if args.gedi_early_prior_weight is not None and not (args.gedi_weight > 0 and args.nesy_after):
+        raise DataError("--gedi-early-prior-weight needs --gedi-weight and --nesy-after")
     if args.nesy_after and not (args.gedi_weight > 0 or args.concept_labels or args.entropy_weight > 0):
         raise DataError("--nesy-after needs another loss term to train on before it (e.g. --gedi-weight 1)")
     if args.split == "rsbench" and args.pairs not in RSBENCH_SETTINGS:
@@ -313,12 +322,17 @@ def run(args: argparse.Namespace) -> dict:
         terms = {"nll": nll.detach()}
         loss = nll if t >= args.nesy_after else nll.new_zeros(())  # the NLL is still logged (and checked)
         if gedi is not None:
+            early = t < args.nesy_after and args.gedi_early_prior_weight is not None
+            gedi.weights.prior = args.gedi_early_prior_weight if early else args.gedi_prior_weight
             # view 1: the clean images (their NeSy logits, no second forward); view 2: an augmented copy
             # of the same images, in the same row order as the logits
             clean = result.network_inputs("mnist_net", inputs)
             cluster_logits = logits if net is base else None  # a cluster head: GEDI forwards the clusters itself
             views = augment.warmed_up(t, args.gedi_aug_warmup)
-            gedi_terms = gedi(clean, views(clean, generator), cluster_logits, view1_logits=cluster_logits)
+            if args.gedi_views == "augmented":  # two augmented copies; the clean logits serve as data energy
+                gedi_terms = gedi(views(clean, generator), views(clean, generator), cluster_logits)
+            else:
+                gedi_terms = gedi(clean, views(clean, generator), cluster_logits, view1_logits=cluster_logits)
             terms.update({f"gedi_{k}": v for k, v in gedi_terms.items().items()})
             loss = loss + args.gedi_weight * gedi_terms.total
         if labelled is not None:
@@ -333,10 +347,14 @@ def run(args: argparse.Namespace) -> dict:
         return {"loss": loss, **terms}
 
     trainer: Trainer
-    relabel = (lambda state: relabel_by_training_sums(net, optimizer, train, device, concepts,
-                                                         args.relabel_exhaustive)) if args.relabel else None
+    def relabel(state) -> dict | None:  # names only matter once the NeSy loss is on
+        if state.step < args.nesy_after:
+            return None
+        return relabel_by_training_sums(net, optimizer, train, device, concepts, args.relabel_exhaustive)
+
     trainer = Trainer(loop, len(train), step, {"net": net}, optimizer, generator, scheduler, extra,
-                      run_info={"kind": KIND, "arch": args.arch, "args": dict(vars(args))}, on_epoch_end=relabel)
+                      run_info={"kind": KIND, "arch": args.arch, "args": dict(vars(args))},
+                      on_epoch_end=relabel if args.relabel else None)
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint)
     state = trainer.fit()
