@@ -148,3 +148,21 @@ def relabel_outputs(net: nn.Module, order: torch.Tensor, optimizer: torch.optim.
         for key, value in state.items():
             if isinstance(value, torch.Tensor) and value.shape == param.shape:
                 state[key] = value.index_select(dim, index)
+
+
+@torch.no_grad()
+def set_cluster_permutation(head: ClusterPermutation, order: torch.Tensor,
+                            optimizer: torch.optim.Optimizer | None = None, logit: float = 10.0) -> None:
+    """Set ``head``'s map to the permutation that names cluster ``order[j]`` as concept ``j``
+    (``P[order[j], j]`` close to 1: its Sinkhorn scores are ``logit`` there and 0 elsewhere);
+    the optimizer's state of the scores is reset."""
+    k = head.scores.shape[0]
+    if sorted(order.tolist()) != list(range(k)):
+        raise ValueError(f"not a permutation of {k} clusters: {order.tolist()}")
+    scores = torch.zeros_like(head.scores)
+    scores[order.to(scores.device), torch.arange(k, device=scores.device)] = logit / head.scale
+    head.scores.copy_(scores)
+    state = optimizer.state.get(head.scores, {}) if optimizer is not None else {}
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor) and value.shape == head.scores.shape:
+            value.zero_()

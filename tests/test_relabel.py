@@ -7,9 +7,10 @@ from nesy_gedi.cluster_head import ClusterPermutation
 from nesy_gedi.data import AdditionDataset, load_mnist
 from nesy_gedi.data.shortcuts import pair_filter
 from nesy_gedi.networks import MnistCNN
-from nesy_gedi.recipes.addition import training_sum_objective
+from nesy_gedi.data.mnist import MEAN as MNIST_MEAN, STD as MNIST_STD, MnistSplit
+from nesy_gedi.recipes.addition import name_clusters_by_training_sums, training_sum_objective
 from nesy_gedi.relabel import (all_permutations, best_renamings_by_counts, relabel_outputs, renaming_moves,
-                               search_relabelling, sum_counts)
+                               search_relabelling, set_cluster_permutation, sum_counts)
 
 
 def test_moves_are_the_permutations_of_up_to_4_concepts():
@@ -95,3 +96,44 @@ def test_evenodd_wrong_permutation_is_repaired_by_the_global_starts_alone():
 def test_sum_counts_rejects_sums_out_of_range():
     with pytest.raises(ValueError, match="sums must lie"):
         sum_counts(torch.tensor([0]), torch.tensor([1]), torch.tensor([19]), 10)
+
+
+class _DigitInPixel(torch.nn.Module):
+    """A perfect clusterer of images that carry their digit in pixel (0, 0): cluster ``hidden[digit]``."""
+
+    def __init__(self, hidden: torch.Tensor) -> None:
+        super().__init__()
+        self.hidden = hidden
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pixel = (x[:, 0, 0, 0] * MNIST_STD + MNIST_MEAN) * 255.0
+        digit = (pixel / 20.0).round().long()
+        return 10.0 * torch.nn.functional.one_hot(self.hidden[digit], 10).float()
+
+
+def test_clusters_are_named_through_the_head_before_the_nesy_loss_trains_it():
+    labels = torch.arange(2000) % 10
+    images = torch.zeros(2000, 28, 28, dtype=torch.uint8)
+    images[:, 0, 0] = (labels * 20).to(torch.uint8)
+    split = MnistSplit(images, labels, "synthetic")
+    data = AdditionDataset(split, 1, seed=0, size=400, pair_filter=pair_filter("evenodd"))
+    hidden = torch.randperm(10, generator=torch.Generator().manual_seed(5))
+    head = ClusterPermutation(_DigitInPixel(hidden), 10, generator=torch.Generator().manual_seed(0))
+    optimizer = torch.optim.Adam(head.parameters(), lr=1e-3)
+    examples = torch.arange(len(data))
+    x = data.images(examples).view(-1, 1, 28, 28)
+    digits = data.digits[examples].reshape(-1)
+    assert (head(x).argmax(1) == digits).float().mean() < 0.5  # the untrained head: no naming yet
+    info = name_clusters_by_training_sums(head, optimizer, data, examples, data.images(examples), "cpu")
+    assert info["cluster_naming_applied"] and info["cluster_naming_loglik"] > info["head_loglik_before_naming"] + 1
+    predicted = head(x).argmax(1)
+    assert torch.equal(predicted, digits) or torch.equal(predicted, (digits + 5) % 10)  # EvenOdd's two solutions
+    assert head.log_mixing().exp().max(1).values.min() > 0.99
+    again = name_clusters_by_training_sums(head, optimizer, data, examples, data.images(examples), "cpu")
+    assert not again["cluster_naming_applied"]  # already named: left alone
+
+
+def test_set_cluster_permutation_rejects_a_non_permutation():
+    head = ClusterPermutation(MnistCNN(), 10)
+    with pytest.raises(ValueError, match="not a permutation"):
+        set_cluster_permutation(head, torch.tensor([0, 0, 2, 3, 4, 5, 6, 7, 8, 9]))

@@ -45,7 +45,8 @@ from ..errors import DataError
 from ..gedi import GEDIObjective, GEDIWeights, SGLDConfig
 from ..model import NeSyModel
 from ..networks import ARCHITECTURES, OneHot, build_network
-from ..relabel import best_renamings_by_counts, relabel_outputs, search_relabelling, sum_counts
+from ..relabel import (best_renamings_by_counts, relabel_outputs, search_relabelling, set_cluster_permutation,
+                       sum_counts)
 from ..train.checkpoint import atomic_write_json, load_weights, network_state, save_network
 from ..train.evaluate import evaluate_addition
 from ..train.losses import entropy_regulariser, nesy_nll
@@ -137,12 +138,10 @@ def relabel_by_training_sums(net: torch.nn.Module, optimizer: torch.optim.Optimi
     where every move of up to 4 names first loses likelihood."""
     examples = torch.arange(min(len(data), RELABEL_EXAMPLES))
     images = data.images(examples, device)
-    was_training = net.training
-    net.eval()
-    with torch.no_grad():
-        logits = torch.cat([net(chunk) for chunk in images.view(-1, 1, 28, 28).split(4000)])
-    net.train(was_training)
-    logits = logits.view(*images.shape[:3], -1)
+    info = {}
+    if exhaustive and isinstance(net, ClusterPermutation):
+        info = name_clusters_by_training_sums(net, optimizer, data, examples, images, device, n_concepts)
+    logits = _digit_logits(net, images)
     objective = training_sum_objective(data, examples, logits, device, n_concepts)
     starts = None
     if exhaustive:  # also the best of all k! renamings of the hard predictions, counted
@@ -152,7 +151,41 @@ def relabel_by_training_sums(net: torch.nn.Module, optimizer: torch.optim.Optimi
     order, before, after = search_relabelling(objective, n_concepts, starts=starts)
     if not torch.equal(order, torch.arange(n_concepts)):
         relabel_outputs(net, order, optimizer)
-    return {"relabel_order": order.tolist(), "relabel_loglik_before": before, "relabel_loglik_after": after}
+    return {"relabel_order": order.tolist(), "relabel_loglik_before": before, "relabel_loglik_after": after, **info}
+
+
+def _digit_logits(net: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """``net``'s logits ``[n, 2, N, K]`` of addition images ``[n, 2, N, 1, 28, 28]``, in eval mode."""
+    was_training = net.training
+    net.eval()
+    with torch.no_grad():
+        logits = torch.cat([net(chunk) for chunk in images.view(-1, 1, 28, 28).split(4000)])
+    net.train(was_training)
+    return logits.view(*images.shape[:3], -1)
+
+
+def name_clusters_by_training_sums(head: ClusterPermutation, optimizer: torch.optim.Optimizer | None,
+                                   data: AdditionDataset, examples: torch.Tensor, images: torch.Tensor, device,
+                                   n_concepts: int = 10) -> dict:
+    """Name the clusterer's clusters directly (single digits): the best of all k! namings of its hard
+    clusters, counted by the training sums they explain and rescored exactly on the cluster logits.
+    Where that naming differs from the head's current map and explains the sums better (e.g. than the
+    near-uniform map of a head that the NeSy loss has not trained yet), the head is set to it."""
+    cluster_logits = _digit_logits(head.clusterer, images)
+    predicted = cluster_logits[:, :, 0].argmax(-1)
+    starts = best_renamings_by_counts(sum_counts(predicted[:, 0], predicted[:, 1], data.sums[examples].long(),
+                                                 n_concepts))
+    values = training_sum_objective(data, examples, cluster_logits, device, n_concepts)(starts)
+    best = int(values.argmax())
+    head_logits = _digit_logits(head, images)
+    current = float(training_sum_objective(data, examples, head_logits, device, n_concepts)(
+        torch.arange(n_concepts).unsqueeze(0))[0])
+    names = torch.argsort(starts[best]).tolist()  # cluster c -> concept names[c]
+    applied = names != head.assignment() and float(values[best]) > current + 1e-4
+    if applied:
+        set_cluster_permutation(head, starts[best], optimizer)
+    return {"cluster_naming": starts[best].tolist(), "cluster_naming_loglik": float(values[best]),
+            "head_loglik_before_naming": current, "cluster_naming_applied": applied}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -189,7 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "raises the likelihood of the training sums: a label-free repair of a wrong map")
     parser.add_argument("--relabel-exhaustive", action="store_true",
                         help="with --relabel (N=1): also start the search from the best of all 10! renamings of "
-                             "the hard digit predictions, scored by the training sums they explain")
+                             "the hard digit predictions, scored by the training sums they explain; with "
+                             "--cluster-head, of the clusterer's own clusters (the head is set to the best "
+                             "naming), also once just before the NeSy loss starts (--nesy-after)")
     parser.add_argument("--gedi-weight", type=nonnegative_float, default=0.0,
                         help="weight of the GEDI terms next to the NeSy loss")
     parser.add_argument("--gedi-gen-weight", type=nonnegative_float, default=GEDIWeights.gen)
@@ -310,11 +345,15 @@ def run(args: argparse.Namespace) -> dict:
         augment = DigitAugment()
         extra["replay_buffer"] = gedi.sampler.buffer
 
+    naming: dict = {}  # --relabel-exhaustive with --cluster-head: the clusters named where the NeSy loss starts
+
     def step(examples: torch.Tensor) -> dict[str, torch.Tensor]:
         images = None
         if train_augment is not None:
             images = train.images(examples, device)
             images = train_augment(images.view(-1, 1, 28, 28), generator).view_as(images)
+        if args.relabel_exhaustive and args.cluster_head and trainer.state.step == args.nesy_after:
+            naming.update(relabel_by_training_sums(net, optimizer, train, device, concepts, True))  # before any NeSy update
         log_prob, result, inputs = batch_forward(model, train, examples, device, images)
         logits = result.logits["mnist_net"]
         t = trainer.state.step
@@ -374,6 +413,8 @@ def run(args: argparse.Namespace) -> dict:
     if test_ood is not None:
         results["ood"] = {"test_examples": len(test_ood),
                           **evaluate_addition(net, test_ood, device, concepts=True, ece_bins=ece_bins)}
+    if naming:
+        results["naming_at_nesy_start"] = naming
     if isinstance(net, ClusterPermutation):
         results["cluster_to_digit"] = net.assignment()
         save_network(out / "mnist_net.pt", net, args.arch, KIND, head=CLUSTER_HEAD)
