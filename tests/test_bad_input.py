@@ -17,6 +17,8 @@ from nesy_gedi.networks import EnergyCNN, MnistCNN
 from nesy_gedi.recipes import addition, gedi_pretrain
 from nesy_gedi.train.checkpoint import save_network
 
+from .scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = os.environ.get("NESY_GEDI_DATA", str(ROOT.parent / "shared" / "data"))
 PY = sys.executable
@@ -197,12 +199,7 @@ def test_cli_bad_programs(tmp_path, capsys):
 
 # -- benchmarks and the shortcut study ---------------------------------------------------------------
 def _script(path: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(Path(path).stem, ROOT / path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_script(path).main
 
 
 @pytest.mark.parametrize("path,argv,needle", [

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,19 +12,12 @@ from nesy_gedi.data import AdditionDataset, load_mnist
 from nesy_gedi.errors import DataError
 from nesy_gedi.networks import MnistCNN
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_run():
-    spec = importlib.util.spec_from_file_location("benchmark_run", ROOT / "benchmarks" / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .scripts import load_script
 
 
 def test_most_probable_sum_equals_enumeration():
     """N=2: scoring every candidate sum through multi_add.pl gives the argmax of P(sum) by enumeration."""
-    run = load_run()
+    run = load_script("benchmarks/run.py")
     torch.manual_seed(0)
     net = MnistCNN().eval()
     data = AdditionDataset(load_mnist("test"), n_digits=2, seed=0, size=4)
@@ -61,15 +52,8 @@ def test_missing_meta_program_is_reported(tmp_path, monkeypatch):
     assert (package / peers.DSL_META_PROGRAM).read_text() == "main.\n"
 
 
-def _load_benchmark(name: str):
-    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_frechet_distance_matches_the_closed_form_for_gaussians():
-    unification = _load_benchmark("gedi_unification")
+    unification = load_script("benchmarks/gedi_unification.py")
     generator = torch.Generator().manual_seed(0)
     a = torch.randn(20000, 3, generator=generator).double().numpy()
     b = (torch.randn(20000, 3, generator=generator).double() * 2 + 1).numpy()
@@ -79,14 +63,14 @@ def test_frechet_distance_matches_the_closed_form_for_gaussians():
 
 
 def test_fresh_chain_length_follows_short_run_training():
-    unification = _load_benchmark("gedi_unification")
+    unification = load_script("benchmarks/gedi_unification.py")
     assert unification.run_chain_steps({"sgld_steps": 40, "sgld_restart": 1.0}) == 40
     assert unification.run_chain_steps({"sgld_steps": 10, "sgld_restart": 0.05}) == 200
     assert unification.chain_steps("run") == "run" and unification.chain_steps("7") == 7
 
 
 def test_conditional_sample_agreement_and_per_digit_flip_auroc():
-    unification = _load_benchmark("gedi_unification")
+    unification = load_script("benchmarks/gedi_unification.py")
 
     class PixelJudge(torch.nn.Module):  # reads the digit from the first pixel
         def forward(self, x):

@@ -261,3 +261,12 @@ def test_early_prior_weight_holds_until_nesy_after(tmp_path):
         w = 1.0 if row["step"] <= 3 else 5.0
         assert row["gedi_total"] == pytest.approx(row["gedi_invariance"] + w * row["gedi_prior"], rel=1e-5, abs=1e-6)
         assert row["gedi_prior"] > 1e-4
+
+
+def test_clusters_are_named_once_where_the_nesy_loss_starts(tmp_path):
+    results = addition.main(["--pairs", "evenodd", "--train-size", "192", "--test-size", "50", "--gedi-weight", "1",
+                             "--gedi-gen-weight", "0", "--cluster-head", "--relabel", "--relabel-exhaustive",
+                             "--nesy-after", "3", "--epochs", "1", "--out", str(tmp_path), "--no-progress"])
+    naming = results["naming_at_nesy_start"]  # step 3 is inside the epoch: named there, before update 4
+    assert sorted(naming["cluster_naming"]) == list(range(10)) and "relabel_order" in naming
+    assert "relabel_order" in results["history"][-1]  # and again at the epoch's end (step 6)

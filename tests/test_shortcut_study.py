@@ -1,21 +1,12 @@
 """tasks/shortcut_study.py: one folder per seed, and a finished run is reused, not repeated."""
 
-import importlib.util
 import json
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _study():
-    spec = importlib.util.spec_from_file_location("shortcut_study", ROOT / "tasks" / "shortcut_study.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .scripts import load_script
 
 
 def test_single_seed_studies_into_one_folder_do_not_share_runs(tmp_path, capsys):
-    study = _study()
+    study = load_script("tasks/shortcut_study.py")
     common = ["--settings", "evenodd", "--configs", "nesy", "--epochs", "1", "--test-size", "50",
               "--out", str(tmp_path), "--train-size", "96"]
     first = study.main([*common, "--seeds", "0"])

@@ -7,8 +7,8 @@ trains on a subset of digit pairs and tests in and out of distribution;
 ``--train-size`` keeps few examples.  Regularisers: ``--pretrained CKPT``
 (e.g. from ``tasks/gedi_pretrain.py``), ``--gedi-weight W`` (loss = NeSy NLL + W *
 GEDI terms on the same images: the clean view is the NeSy forward, the second an
-augmented copy of the same image; ``--gedi-views augmented``: two augmented copies) and ``--entropy-weight W`` (Marconato et al.:
-W * KL(batch-mean concept distribution || uniform)) and ``--concept-labels K``
+augmented copy of the same image; ``--gedi-views augmented``: two augmented copies)
+and ``--entropy-weight W`` (Marconato et al.: W * KL(batch-mean concept distribution || uniform)) and ``--concept-labels K``
 (K labelled training images per digit, a supervised cross-entropy term on a
 fresh augmented copy of them each step, weight ``--concept-weight``, next to the
 NeSy loss).  ``--cluster-head`` maps the network's outputs (e.g. pretrained GEDI
@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from ..augment import DigitAugment
-from ..cluster_head import ClusterPermutation
+from ..cluster_head import ClusterPermutation, mix_logits
 from ..commands import (add_common_arguments, existing_file, nonnegative_float, nonnegative_int, output_dir,
                         positive_float, positive_int, probability)
 from ..data import AdditionDataset, load_mnist
@@ -177,7 +177,8 @@ def name_clusters_by_training_sums(head: ClusterPermutation, optimizer: torch.op
                                                  n_concepts))
     values = training_sum_objective(data, examples, cluster_logits, device, n_concepts)(starts)
     best = int(values.argmax())
-    head_logits = _digit_logits(head, images)
+    with torch.no_grad():  # the head's logits, from the same cluster logits (no second forward)
+        head_logits = mix_logits(cluster_logits.flatten(0, 2), head.log_mixing()).view_as(cluster_logits)
     current = float(training_sum_objective(data, examples, head_logits, device, n_concepts)(
         torch.arange(n_concepts).unsqueeze(0))[0])
     names = torch.argsort(starts[best]).tolist()  # cluster c -> concept names[c]
@@ -345,7 +346,14 @@ def run(args: argparse.Namespace) -> dict:
         augment = DigitAugment()
         extra["replay_buffer"] = gedi.sampler.buffer
 
-    naming: dict = {}  # --relabel-exhaustive with --cluster-head: the clusters named where the NeSy loss starts
+    relabelled: dict[int, dict] = {}  # step -> what relabelling did there (at most once per step)
+
+    def relabel(step: int) -> dict | None:
+        """Relabel once the NeSy loss is on (names only matter then), at most once per step."""
+        if step < args.nesy_after or step in relabelled:
+            return None
+        relabelled[step] = relabel_by_training_sums(net, optimizer, train, device, concepts, args.relabel_exhaustive)
+        return relabelled[step]
 
     def step(examples: torch.Tensor) -> dict[str, torch.Tensor]:
         images = None
@@ -353,7 +361,7 @@ def run(args: argparse.Namespace) -> dict:
             images = train.images(examples, device)
             images = train_augment(images.view(-1, 1, 28, 28), generator).view_as(images)
         if args.relabel_exhaustive and args.cluster_head and trainer.state.step == args.nesy_after:
-            naming.update(relabel_by_training_sums(net, optimizer, train, device, concepts, True))  # before any NeSy update
+            relabel(args.nesy_after)  # name the clusters before the first NeSy update (unless an epoch's end just did)
         log_prob, result, inputs = batch_forward(model, train, examples, device, images)
         logits = result.logits["mnist_net"]
         t = trainer.state.step
@@ -386,14 +394,9 @@ def run(args: argparse.Namespace) -> dict:
         return {"loss": loss, **terms}
 
     trainer: Trainer
-    def relabel(state) -> dict | None:  # names only matter once the NeSy loss is on
-        if state.step < args.nesy_after:
-            return None
-        return relabel_by_training_sums(net, optimizer, train, device, concepts, args.relabel_exhaustive)
-
     trainer = Trainer(loop, len(train), step, {"net": net}, optimizer, generator, scheduler, extra,
                       run_info={"kind": KIND, "arch": args.arch, "args": dict(vars(args))},
-                      on_epoch_end=relabel if args.relabel else None)
+                      on_epoch_end=(lambda state: relabel(state.step)) if args.relabel else None)
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint)
     state = trainer.fit()
@@ -413,8 +416,8 @@ def run(args: argparse.Namespace) -> dict:
     if test_ood is not None:
         results["ood"] = {"test_examples": len(test_ood),
                           **evaluate_addition(net, test_ood, device, concepts=True, ece_bins=ece_bins)}
-    if naming:
-        results["naming_at_nesy_start"] = naming
+    if args.relabel_exhaustive and args.cluster_head and args.nesy_after in relabelled:
+        results["naming_at_nesy_start"] = relabelled[args.nesy_after]
     if isinstance(net, ClusterPermutation):
         results["cluster_to_digit"] = net.assignment()
         save_network(out / "mnist_net.pt", net, args.arch, KIND, head=CLUSTER_HEAD)
