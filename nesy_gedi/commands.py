@@ -43,6 +43,7 @@ nonnegative_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = _checked(float, lambda v: v > 0, "a finite number > 0")
 nonnegative_float = _checked(float, lambda v: v >= 0, "a finite number >= 0")
 probability = _checked(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+unit_fraction = _checked(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
 
 
 def _number(text: str, kind: type) -> int | float:

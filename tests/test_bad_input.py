@@ -86,6 +86,8 @@ USAGE = [
     (["--gedi-early-prior-weight", "-1"], "--gedi-early-prior-weight"),
     (["--gedi-views", "both"], "--gedi-views"),
     (["--gedi-aug-warmup", "x"], "--gedi-aug-warmup"),
+    (["--gedi-prior-floor", "0"], "--gedi-prior-floor"),
+    (["--gedi-prior-floor", "1.5"], "--gedi-prior-floor"),
 ]
 
 
@@ -166,6 +168,8 @@ GEDI_USAGE = [
     (["--dataset", "cifar10"], "--dataset"),
     (["--lr", "inf"], "--lr"),
     (["--minutes", "-2"], "--minutes"),
+    (["--prior-floor", "0"], "--prior-floor"),
+    (["--gen-warmup", "-1"], "--gen-warmup"),
 ]
 
 
@@ -210,6 +214,7 @@ def _script(path: str):
     ("tasks/shortcut_study.py", ["--settings", "nosuch"], "--settings"),
     ("tasks/shortcut_study.py", ["--concept-labels", "0"], "--concept-labels"),
     ("benchmarks/run.py", ["--dpl-max-n", "0"], "--dpl-max-n"),
+    ("benchmarks/gedi_chain_length.py", ["--runs", ".", "--chain-steps", "40,0"], "--chain-steps"),
 ])
 def test_other_commands_usage_errors(path, argv, needle, capsys):
     code, err = run_in_process(_script(path), argv, capsys)
@@ -231,6 +236,7 @@ def test_shortcut_study_without_pretrained_checkpoint(tmp_path, capsys):
     (["benchmarks/run.py", "--skip-deepproblog", "--data-dir", "{empty}", "--out", "{out}"], 1, "not found"),
     (["benchmarks/deepproblog_compat.py", "--n-digits", "0"], 2, "--n-digits"),
     (["tasks/deepproblog_addition.py", "--data-dir", "{empty}", "--out", "{out}"], 1, "not found"),
+    (["benchmarks/gedi_chain_length.py", "--runs", "{empty}", "--out", "{out}"], 1, "no run folders"),
 ])
 def test_scripts_exit_cleanly(argv, code, needle, tmp_path):
     (tmp_path / "empty").mkdir()

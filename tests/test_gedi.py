@@ -7,7 +7,7 @@ import torch
 
 from nesy_gedi.augment import DigitAugment
 from nesy_gedi.gedi import GEDIObjective, GEDIWeights, SGLDConfig, SGLDSampler, energy
-from nesy_gedi.gedi.objective import invariance_loss, uniformity_loss
+from nesy_gedi.gedi.objective import floor_loss, invariance_loss, prior_loss, uniformity_loss
 from nesy_gedi.networks import MnistCNN
 
 
@@ -21,6 +21,47 @@ def test_uniformity_prior():
     assert float(uniformity_loss(balanced)) == pytest.approx(0.0, abs=1e-4)
     collapsed = torch.tensor([[10.0, 0.0], [10.0, 0.0]])
     assert float(uniformity_loss(collapsed)) > 0.6  # KL(U || (1, 0)) is large
+
+
+def one_hot_logits(clusters: list[int], k: int) -> torch.Tensor:
+    return 30.0 * torch.nn.functional.one_hot(torch.tensor(clusters), k).float()
+
+
+def test_floor_prior_allows_unequal_clusters_but_not_empty_ones():
+    # 3 clusters of sizes 2:1:1 (quarter = 0.25 >= floor 0.5/3): free under the floor, not under the uniform prior
+    unequal = one_hot_logits([0, 0, 1, 2], 3)
+    assert float(floor_loss(unequal, 0.5)) == pytest.approx(0.0, abs=1e-6)
+    assert float(uniformity_loss(unequal)) > 0.02
+    # an emptied cluster costs: 1/K * log((f/K) / pbar) for that cluster, pbar ~ exp(-30)
+    emptied = one_hot_logits([0, 0, 1, 1], 3)
+    loss = floor_loss(emptied, 0.5)
+    assert float(loss) == pytest.approx((math.log(0.5 / 3) + 30.0) / 3, rel=1e-3)
+    # a cluster below the floor but not empty: exactly its log-ratio, divided by K
+    small = one_hot_logits([0] * 9 + [1] * 9 + [2] * 2, 3)  # cluster 2 holds 0.1 < 0.5 / 3
+    assert float(floor_loss(small, 0.5)) == pytest.approx(math.log((0.5 / 3) / 0.1) / 3, rel=1e-4)
+    # floor 1: the hinge form of the uniform prior, equal to it where no cluster is larger than 1/K
+    assert float(floor_loss(small, 1.0)) > 0
+    assert torch.equal(prior_loss(small), uniformity_loss(small))
+    assert torch.equal(prior_loss(small, 0.5), floor_loss(small, 0.5))
+    with pytest.raises(ValueError, match="floor"):
+        floor_loss(small, 0.0)
+
+
+def test_objective_uses_the_floor_prior():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    x = torch.randn(8, 1, 2, 2)
+    uniform = GEDIObjective(net, (1, 2, 2), GEDIWeights(gen=0.0, invariance=0.0, prior=1.0))(x, x)
+    floor = GEDIObjective(net, (1, 2, 2), GEDIWeights(gen=0.0, invariance=0.0, prior=1.0, prior_floor=0.5))(x, x)
+    assert float(uniform.prior) == pytest.approx(float(uniformity_loss(net(x))), rel=1e-5)
+    assert float(floor.prior) == pytest.approx(float(floor_loss(net(x), 0.5)), rel=1e-5)
+
+
+def test_generative_weight_ramp():
+    from nesy_gedi.recipes.gedi_pretrain import gen_ramp
+
+    assert [gen_ramp(t, 10, 0) for t in (0, 9, 10, 500)] == [0.0, 0.0, 1.0, 1.0]
+    assert [gen_ramp(t, 10, 4) for t in (9, 10, 11, 12, 13, 14, 100)] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
 
 
 def test_invariance_is_symmetric_and_trains_both_views():

@@ -16,6 +16,11 @@ With ``p(y|x) = softmax f(x)`` and ``E(x) = -logsumexp_y f(x)_y``:
   (so that neither view can balance the other):
   ``L_prior = 1/2 sum_views KL(U || pbar) = sum_y 1/K log((1/K) / pbar_y)``.
 
+With ``prior_floor = f > 0`` the prior becomes a floor on every cluster's size instead:
+``L_prior = 1/K sum_y max(0, log((f/K) / pbar_y))`` is zero while every cluster holds at
+least a fraction ``f/K`` of the batch, so clusters of unequal sizes (a dataset whose classes
+are not balanced) cost nothing, while emptying a cluster still costs without bound.
+
 The total is ``gen * L_gen + invariance * L_inv + prior * L_prior``.
 """
 
@@ -48,6 +53,20 @@ def uniformity_loss(logits: torch.Tensor) -> torch.Tensor:
     return -math.log(k) - log_mean.mean()
 
 
+def floor_loss(logits: torch.Tensor, floor: float) -> torch.Tensor:
+    """``1/K sum_y max(0, log((floor/K) / pbar_y))``: zero iff every cluster's batch-mean mass is at least ``floor/K``."""
+    if not 0 < floor <= 1:
+        raise ValueError(f"the prior floor must be in (0, 1] (a fraction of the uniform cluster size), got {floor}")
+    k = logits.shape[1]
+    log_mean = torch.logsumexp(logits.log_softmax(1), dim=0) - math.log(logits.shape[0])
+    return (math.log(floor / k) - log_mean).clamp(min=0).mean()
+
+
+def prior_loss(logits: torch.Tensor, floor: float = 0.0) -> torch.Tensor:
+    """The prior on the batch-mean assignment: :func:`uniformity_loss`, or :func:`floor_loss` if ``floor > 0``."""
+    return floor_loss(logits, floor) if floor > 0 else uniformity_loss(logits)
+
+
 @dataclass
 class GEDIWeights:
     """Term weights; the defaults are those tuned for MNIST (``tasks/gedi_pretrain.py``)."""
@@ -56,6 +75,7 @@ class GEDIWeights:
     invariance: float = 1.0
     prior: float = 5.0
     energy_l2: float = 0.1
+    prior_floor: float = 0.0  # > 0: the prior only keeps each cluster above prior_floor / K (see floor_loss)
 
 
 @dataclass
@@ -101,6 +121,6 @@ class GEDIObjective:
             samples = energy(self.network(self.sampler.sample(self.negatives or view1.shape[0])))
             gen = data.mean() - samples.mean() + w.energy_l2 * (data.pow(2).mean() + samples.pow(2).mean())
         invariance = invariance_loss(logits1, logits2) if w.invariance > 0 else zero
-        prior = 0.5 * (uniformity_loss(logits1) + uniformity_loss(logits2)) if w.prior > 0 else zero
+        prior = 0.5 * (prior_loss(logits1, w.prior_floor) + prior_loss(logits2, w.prior_floor)) if w.prior > 0 else zero
         total = w.gen * gen + w.invariance * invariance + w.prior * prior
         return GEDITerms(total, gen, invariance, prior)

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from ..augment import DigitAugment
 from ..cluster_head import ClusterPermutation, mix_logits
 from ..commands import (add_common_arguments, existing_file, nonnegative_float, nonnegative_int, output_dir,
-                        positive_float, positive_int, probability)
+                        positive_float, positive_int, probability, unit_fraction)
 from ..data import AdditionDataset, load_mnist
 from ..data.addition import addition_query
 from ..data.concept_labels import labelled_concepts
@@ -230,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="weight of the GEDI terms next to the NeSy loss")
     parser.add_argument("--gedi-gen-weight", type=nonnegative_float, default=GEDIWeights.gen)
     parser.add_argument("--gedi-prior-weight", type=nonnegative_float, default=GEDIWeights.prior)
+    parser.add_argument("--gedi-prior-floor", type=unit_fraction, default=None, metavar="F",
+                        help="replace GEDI's uniformity prior by a floor: each cluster must hold at least F/10 of a "
+                             "batch, larger clusters cost nothing (EvenOdd's digits are 1:2; default: uniform)")
     parser.add_argument("--sgld-steps", type=positive_int, default=10)
     parser.add_argument("--gedi-views", choices=("clean", "augmented"), default="clean",
                         help="GEDI's first view: the clean images (their NeSy forward, no extra forward; default) or "
@@ -341,7 +344,8 @@ def run(args: argparse.Namespace) -> dict:
     gedi = augment = None
     extra = {}
     if args.gedi_weight > 0:
-        weights = GEDIWeights(gen=args.gedi_gen_weight, prior=args.gedi_prior_weight)
+        weights = GEDIWeights(gen=args.gedi_gen_weight, prior=args.gedi_prior_weight,
+                              prior_floor=args.gedi_prior_floor or 0.0)
         gedi = GEDIObjective(base, (1, 28, 28), weights, SGLDConfig(steps=args.sgld_steps), device, generator)
         augment = DigitAugment()
         extra["replay_buffer"] = gedi.sampler.buffer

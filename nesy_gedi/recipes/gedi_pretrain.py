@@ -29,7 +29,7 @@ import torch
 
 from ..augment import DigitAugment
 from ..commands import (add_common_arguments, nonnegative_float, nonnegative_int, output_dir, positive_float,
-                        positive_int, probability)
+                        positive_int, probability, unit_fraction)
 from ..data import load_mnist
 from ..data.mnist import DATASETS
 from ..errors import DataError
@@ -58,8 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gen-weight", type=nonnegative_float, default=GEDIWeights.gen)
     parser.add_argument("--invariance-weight", type=nonnegative_float, default=GEDIWeights.invariance)
     parser.add_argument("--prior-weight", type=nonnegative_float, default=GEDIWeights.prior)
+    parser.add_argument("--prior-floor", type=unit_fraction, default=None, metavar="F",
+                        help="replace the uniformity prior by a floor: each cluster must hold at least F/K of a "
+                             "batch, larger clusters cost nothing (for classes of unequal frequency; default: uniform)")
     parser.add_argument("--gen-after", type=nonnegative_int, default=1000,
                         help="steps of clustering (invariance + prior) before the generative term starts")
+    parser.add_argument("--gen-warmup", type=nonnegative_int, default=0, metavar="STEPS",
+                        help="ramp the generative weight linearly from 0 to --gen-weight over STEPS updates after "
+                             "--gen-after (default 0: full weight at once; a clusterer's first SGLD samples give "
+                             "a gradient far larger than Adam's running scale, and the jump can wipe the clusters)")
     parser.add_argument("--aug-warmup", type=nonnegative_int, default=500,
                         help="steps over which the augmentation strength ramps from 0 to 1")
     parser.add_argument("--energy-l2", type=nonnegative_float, default=GEDIWeights.energy_l2)
@@ -96,7 +103,8 @@ def run(args: argparse.Namespace) -> dict:
     if args.buffer_size < args.sgld_batch:
         raise DataError(f"--buffer-size {args.buffer_size} must be at least --sgld-batch {args.sgld_batch}")
     net = build_network(args.arch).to(device)
-    weights = GEDIWeights(args.gen_weight, args.invariance_weight, args.prior_weight, args.energy_l2)
+    weights = GEDIWeights(args.gen_weight, args.invariance_weight, args.prior_weight, args.energy_l2,
+                          args.prior_floor or 0.0)
     sgld = SGLDConfig(args.sgld_steps, args.sgld_step_size, args.sgld_noise, args.buffer_size, args.sgld_restart)
     generator = torch.Generator().manual_seed(args.seed)
     gedi = GEDIObjective(net, (1, 28, 28), GEDIWeights(**asdict(weights)), sgld, device, generator, args.sgld_batch)
@@ -112,7 +120,7 @@ def run(args: argparse.Namespace) -> dict:
     def step(batch: torch.Tensor) -> dict[str, torch.Tensor]:
         images = train.normalized(batch, device)
         t = trainer.state.step
-        gedi.weights.gen = weights.gen if t >= args.gen_after else 0.0
+        gedi.weights.gen = weights.gen * gen_ramp(t, args.gen_after, args.gen_warmup)
         views = augment.warmed_up(t, args.aug_warmup)
         data_logits = net(images) if gedi.weights.gen > 0 else None  # only the data energy needs it
         terms = gedi(views(images, generator), views(images, generator), data_logits)
@@ -146,6 +154,13 @@ def run(args: argparse.Namespace) -> dict:
     save_sample_grids(net, out, sgld, args.sample_steps or fresh_chain_steps(args.sgld_steps, args.sgld_restart),
                       torch.Generator().manual_seed(args.seed), device)
     return results
+
+
+def gen_ramp(step: int, start: int, warmup: int) -> float:
+    """The generative term's weight factor at ``step``: 0 before ``start``, then a linear ramp to 1 over ``warmup``."""
+    if step < start:
+        return 0.0
+    return 1.0 if warmup <= 0 else min(1.0, (step - start + 1) / warmup)
 
 
 def save_sample_grids(net: torch.nn.Module, out: Path, sgld: SGLDConfig, steps: int, generator: torch.Generator,

@@ -1,0 +1,86 @@
+"""How long should a fresh SGLD chain run when sampling?  Sample quality per chain length.
+
+    python benchmarks/gedi_chain_length.py --runs RUNS --chain-steps 40,60,80 --out benchmarks/gedi/chain_length
+
+For every run folder ``RUNS/<config>/<seed>`` with a ``mnist_net.pt`` and every chain length: ``--samples``
+chains from uniform noise (generator seeded with ``--seed`` for each pair, so lengths are compared on the same
+starting noise), judged as in ``gedi_unification.py`` (a supervised CNN trained here on MNIST train): the
+fraction classified with confidence >= 0.9, the classes they cover, the Fréchet distance of the judge's
+features to MNIST test.  A short-run EBM is trained for one chain length; longer chains at sampling time
+trade diversity (Fréchet) for confident digits.  Writes ``OUT/chain_length.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the judge of gedi_unification.py, next to this script
+from gedi_unification import features, frechet, sample_quality, train_judge  # noqa: E402
+from nesy_gedi.commands import add_common_arguments, existing_dir, nonnegative_int, output_dir, positive_int, \
+    run_command
+from nesy_gedi.data import load_mnist
+from nesy_gedi.errors import DataError
+from nesy_gedi.gedi import SGLDConfig
+from nesy_gedi.gedi.sgld import sample_from_noise
+from nesy_gedi.networks import build_network
+from nesy_gedi.train.checkpoint import load_weights, network_state
+
+
+def step_list(text: str) -> list[int]:
+    """``--chain-steps``: comma-separated positive integers."""
+    return [positive_int(part) for part in text.split(",")]
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(prog="gedi_chain_length.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=existing_dir, required=True, help="folder of <config>/<seed>/ run folders")
+    parser.add_argument("--chain-steps", type=step_list, default=[40, 60, 80], help="chain lengths (default 40,60,80)")
+    parser.add_argument("--samples", type=positive_int, default=1000)
+    parser.add_argument("--sgld-step-size", type=float, default=SGLDConfig.step_size)
+    parser.add_argument("--sgld-noise", type=float, default=SGLDConfig.noise)
+    parser.add_argument("--judge-steps", type=positive_int, default=2000)
+    parser.add_argument("--seed", type=nonnegative_int, default=0)
+    parser.add_argument("--out", type=output_dir, default="benchmarks/gedi/chain_length")
+    add_common_arguments(parser)
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    runs = sorted(p.parent for p in Path(args.runs).glob("*/*/mnist_net.pt"))
+    if not runs:
+        raise DataError(f"no run folders <config>/<seed>/mnist_net.pt under {args.runs}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    train, test = load_mnist("train", args.data_dir), load_mnist("test", args.data_dir)
+    judge = train_judge(train, device, args.judge_steps, args.seed, out / "judge")
+    inside = test.normalized(None, device)
+    with torch.no_grad():
+        judge_acc = float((judge(inside).argmax(1).cpu() == test.labels).float().mean())
+    test_features = features(judge, inside)
+    floor = frechet(test_features, features(judge, train.normalized(torch.arange(10000), device)))
+    sgld = SGLDConfig(step_size=args.sgld_step_size, noise=args.sgld_noise)
+    rows = []
+    for run in runs:
+        arch = json.loads((run / "results.json").read_text())["args"].get("arch", "mnist_cnn")
+        net = build_network(arch).to(device)
+        weights, _ = network_state(run / "mnist_net.pt", arch)
+        load_weights(net, weights, run / "mnist_net.pt", arch)
+        net.eval()
+        for steps in args.chain_steps:
+            generator = torch.Generator().manual_seed(args.seed)
+            samples = sample_from_noise(net, args.samples, (1, 28, 28), sgld, steps, generator, device)
+            row = {"config": run.parent.name, "seed": run.name, "chain_steps": steps,
+                   **sample_quality(judge, samples, test_features)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    summary = {"judge_test_accuracy": judge_acc, "frechet_floor": floor, "rows": rows, "args": vars(args)}
+    (out / "chain_length.json").write_text(json.dumps(summary, indent=2))
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main))
