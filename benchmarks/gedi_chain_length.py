@@ -20,15 +20,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the judge of gedi_unification.py, next to this script
-from gedi_unification import features, frechet, sample_quality, train_judge  # noqa: E402
+from gedi_unification import features, find_runs, frechet, load_run, sample_quality, train_judge  # noqa: E402
 from nesy_gedi.commands import add_common_arguments, existing_dir, nonnegative_int, output_dir, positive_int, \
     run_command
 from nesy_gedi.data import load_mnist
-from nesy_gedi.errors import DataError
 from nesy_gedi.gedi import SGLDConfig
 from nesy_gedi.gedi.sgld import sample_from_noise
-from nesy_gedi.networks import build_network
-from nesy_gedi.train.checkpoint import load_weights, network_state
 
 
 def step_list(text: str) -> list[int]:
@@ -50,9 +47,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     add_common_arguments(parser)
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    runs = sorted(p.parent for p in Path(args.runs).glob("*/*/mnist_net.pt"))
-    if not runs:
-        raise DataError(f"no run folders <config>/<seed>/mnist_net.pt under {args.runs}")
+    runs = find_runs(args.runs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     train, test = load_mnist("train", args.data_dir), load_mnist("test", args.data_dir)
@@ -65,11 +60,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     sgld = SGLDConfig(step_size=args.sgld_step_size, noise=args.sgld_noise)
     rows = []
     for run in runs:
-        arch = json.loads((run / "results.json").read_text())["args"].get("arch", "mnist_cnn")
-        net = build_network(arch).to(device)
-        weights, _ = network_state(run / "mnist_net.pt", arch)
-        load_weights(net, weights, run / "mnist_net.pt", arch)
-        net.eval()
+        net, _ = load_run(run, device)
         for steps in args.chain_steps:
             generator = torch.Generator().manual_seed(args.seed)
             samples = sample_from_noise(net, args.samples, (1, 28, 28), sgld, steps, generator, device)

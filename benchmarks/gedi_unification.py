@@ -66,6 +66,24 @@ def run_chain_steps(run_args: dict) -> int:
     return fresh_chain_steps(run_args.get("sgld_steps", 0), run_args.get("sgld_restart", 0))
 
 
+def find_runs(folder: str | Path) -> list[Path]:
+    """The run folders ``folder/<config>/<seed>/`` that hold a ``mnist_net.pt``, sorted."""
+    runs = sorted(p.parent for p in Path(folder).glob("*/*/mnist_net.pt"))
+    if not runs:
+        raise DataError(f"no run folders <config>/<seed>/mnist_net.pt under {folder}")
+    return runs
+
+
+def load_run(run: Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
+    """A run's network (its ``--arch``, in eval mode, on ``device``) and its ``results.json``."""
+    results = json.loads((run / "results.json").read_text())
+    arch = results["args"].get("arch", "mnist_cnn")
+    net = build_network(arch).to(device)
+    weights, _ = network_state(run / "mnist_net.pt", arch)
+    load_weights(net, weights, run / "mnist_net.pt", arch)
+    return net.eval(), results
+
+
 def train_judge(train, device, steps: int, seed: int, out: Path) -> MnistCNN:
     """A supervised MnistCNN on MNIST train (Adam 1e-3, batch 128), through the package's training loop."""
     torch.manual_seed(seed)
@@ -178,9 +196,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     add_common_arguments(parser)
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    runs = sorted(p.parent for p in Path(args.runs).glob("*/*/mnist_net.pt"))
-    if not runs:
-        raise DataError(f"no run folders <config>/<seed>/mnist_net.pt under {args.runs}")
+    runs = find_runs(args.runs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -204,12 +220,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     sgld = SGLDConfig(step_size=args.sgld_step_size, noise=args.sgld_noise)
     rows = []
     for run in runs:
-        results = json.loads((run / "results.json").read_text())
-        arch = results["args"].get("arch", "mnist_cnn")
-        net = build_network(arch).to(device)
-        weights, _ = network_state(run / "mnist_net.pt", arch)
-        load_weights(net, weights, run / "mnist_net.pt", arch)
-        net.eval()
+        net, results = load_run(run, device)
         steps = run_chain_steps(results["args"]) if args.sgld_steps == "run" else args.sgld_steps
         samples = sample_from_noise(net, args.samples, (1, 28, 28), sgld, steps, generator, device)
         save_image(samples[:100].cpu() * 0.5 + 0.5, out / f"samples_{run.parent.name}_{run.name}.png", nrow=10)
