@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the judge of gedi_unification.py, next to this script
-from gedi_unification import features, find_runs, frechet, load_run, sample_quality, train_judge  # noqa: E402
-from nesy_gedi.commands import add_common_arguments, existing_dir, nonnegative_int, output_dir, positive_int, \
-    run_command
+from gedi_unification import (add_judged_sampling_arguments, find_runs, judge_reference, load_run,  # noqa: E402
+                              sample_quality)
+from nesy_gedi.commands import positive_int, run_command
 from nesy_gedi.data import load_mnist
 from nesy_gedi.gedi import SGLDConfig
 from nesy_gedi.gedi.sgld import sample_from_noise
@@ -36,27 +36,16 @@ def step_list(text: str) -> list[int]:
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(prog="gedi_chain_length.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=existing_dir, required=True, help="folder of <config>/<seed>/ run folders")
+    add_judged_sampling_arguments(parser, out="benchmarks/gedi/chain_length")
     parser.add_argument("--chain-steps", type=step_list, default=[40, 60, 80], help="chain lengths (default 40,60,80)")
-    parser.add_argument("--samples", type=positive_int, default=1000)
-    parser.add_argument("--sgld-step-size", type=float, default=SGLDConfig.step_size)
-    parser.add_argument("--sgld-noise", type=float, default=SGLDConfig.noise)
-    parser.add_argument("--judge-steps", type=positive_int, default=2000)
-    parser.add_argument("--seed", type=nonnegative_int, default=0)
-    parser.add_argument("--out", type=output_dir, default="benchmarks/gedi/chain_length")
-    add_common_arguments(parser)
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     runs = find_runs(args.runs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     train, test = load_mnist("train", args.data_dir), load_mnist("test", args.data_dir)
-    judge = train_judge(train, device, args.judge_steps, args.seed, out / "judge")
-    inside = test.normalized(None, device)
-    with torch.no_grad():
-        judge_acc = float((judge(inside).argmax(1).cpu() == test.labels).float().mean())
-    test_features = features(judge, inside)
-    floor = frechet(test_features, features(judge, train.normalized(torch.arange(10000), device)))
+    judge, judge_acc, test_features, floor = judge_reference(train, test, device, args.judge_steps, args.seed,
+                                                             out / "judge")
     sgld = SGLDConfig(step_size=args.sgld_step_size, noise=args.sgld_noise)
     rows = []
     for run in runs:

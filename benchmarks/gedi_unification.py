@@ -66,6 +66,19 @@ def run_chain_steps(run_args: dict) -> int:
     return fresh_chain_steps(run_args.get("sgld_steps", 0), run_args.get("sgld_restart", 0))
 
 
+def add_judged_sampling_arguments(parser: argparse.ArgumentParser, out: str) -> None:
+    """The flags of a benchmark that samples trained runs and judges the samples: ``--runs``, ``--samples``, the
+    SGLD step size and noise, ``--judge-steps``, ``--seed``, ``--out`` (default ``out``) and the common ones."""
+    parser.add_argument("--runs", type=existing_dir, required=True, help="folder of <config>/<seed>/ run folders")
+    parser.add_argument("--samples", type=positive_int, default=1000, help="fresh-noise samples per run")
+    parser.add_argument("--sgld-step-size", type=float, default=SGLDConfig.step_size)
+    parser.add_argument("--sgld-noise", type=float, default=SGLDConfig.noise)
+    parser.add_argument("--judge-steps", type=positive_int, default=2000)
+    parser.add_argument("--seed", type=nonnegative_int, default=0)
+    parser.add_argument("--out", type=output_dir, default=out)
+    add_common_arguments(parser)
+
+
 def find_runs(folder: str | Path) -> list[Path]:
     """The run folders ``folder/<config>/<seed>/`` that hold a ``mnist_net.pt``, sorted."""
     runs = sorted(p.parent for p in Path(folder).glob("*/*/mnist_net.pt"))
@@ -98,6 +111,19 @@ def train_judge(train, device, steps: int, seed: int, out: Path) -> MnistCNN:
     Trainer(loop, len(train), step, {"net": net}, optimizer, torch.Generator().manual_seed(seed),
             run_info={"kind": "judge", "arch": "mnist_cnn"}).fit()
     return net.eval()
+
+
+def judge_reference(train, test, device, steps: int, seed: int,
+                    out: Path) -> tuple[MnistCNN, float, np.ndarray, float]:
+    """The judge (:func:`train_judge`), its MNIST test accuracy, its features of MNIST test (the reference of
+    the Fréchet distance) and the Fréchet floor (MNIST test vs the first 10,000 train images)."""
+    judge = train_judge(train, device, steps, seed, out)
+    inside = test.normalized(None, device)
+    with torch.no_grad():
+        accuracy = float((judge(inside).argmax(1).cpu() == test.labels).float().mean())
+    test_features = features(judge, inside)
+    floor = frechet(test_features, features(judge, train.normalized(torch.arange(10000), device)))
+    return judge, accuracy, test_features, floor
 
 
 @torch.no_grad()
@@ -181,19 +207,12 @@ def markdown(rows: list[dict], floor: float, baseline: dict) -> str:
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(prog="gedi_unification.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=existing_dir, required=True, help="folder of <config>/<seed>/ run folders")
-    parser.add_argument("--samples", type=positive_int, default=1000, help="fresh-noise samples per run")
+    add_judged_sampling_arguments(parser, out="benchmarks/gedi")
     parser.add_argument("--sgld-steps", type=chain_steps, default=200,
                         help="SGLD steps of a fresh chain, or 'run': each run's own training --sgld-steps where it "
                              "trained on fresh chains (--sgld-restart 1, short-run sampling), else 200")
-    parser.add_argument("--sgld-step-size", type=float, default=SGLDConfig.step_size)
-    parser.add_argument("--sgld-noise", type=float, default=SGLDConfig.noise)
     parser.add_argument("--per-cluster", type=positive_int, default=100,
                         help="fresh cluster-conditional chains per cluster (the first 10 are drawn in the grid)")
-    parser.add_argument("--judge-steps", type=positive_int, default=2000)
-    parser.add_argument("--seed", type=nonnegative_int, default=0)
-    parser.add_argument("--out", type=output_dir, default="benchmarks/gedi")
-    add_common_arguments(parser)
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     runs = find_runs(args.runs)
@@ -207,11 +226,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     outsides = {"fashion": fashion.normalized(None, device),
                 "noise": (torch.rand(10000, 1, 28, 28, generator=generator) * 2 - 1).to(device),
                 "vflip": inside.flip(-2)}
-    judge = train_judge(train, device, args.judge_steps, args.seed, out / "judge")
-    with torch.no_grad():
-        judge_acc = float((judge(inside).argmax(1).cpu() == test.labels).float().mean())
-    test_features = features(judge, inside)
-    floor = frechet(test_features, features(judge, train.normalized(torch.arange(10000), device)))
+    judge, judge_acc, test_features, floor = judge_reference(train, test, device, args.judge_steps, args.seed,
+                                                             out / "judge")
     baseline = ood_report(judge, inside, outsides, ("max_softmax", "energy"))
     baseline["energy"]["vflip_by_digit"] = vflip_by_digit(energy_scores(judge, inside),
                                                           energy_scores(judge, outsides["vflip"]), test.labels)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .train.warmup import linear_warmup
+
 
 @dataclass
 class DigitAugment:
@@ -36,7 +38,8 @@ class DigitAugment:
     def warmed_up(self, step: int, warmup: int) -> "DigitAugment":
         """The augmentation at update ``step`` (0-based) of a linear warm-up over ``warmup`` updates:
         strength ``(step + 1) / warmup`` during the warm-up, then this augmentation itself (0: no warm-up)."""
-        return self.scaled((step + 1) / warmup) if warmup and step < warmup else self
+        strength = linear_warmup(step, warmup)
+        return self if strength >= 1 else self.scaled(strength)
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """A random view of each image in ``[B, C, H, W]`` (normalised to [-1, 1])."""

@@ -232,8 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gedi-prior-weight", type=nonnegative_float, default=GEDIWeights.prior)
     parser.add_argument("--gedi-prior-floor", type=unit_fraction, default=None, metavar="F",
                         help="replace GEDI's uniformity prior by a floor: each cluster must hold at least F/10 of a "
-                             "batch, larger clusters cost nothing (default: uniform). Measured on EvenOdd: GEDI stalls at a "
-                             "constant assignment at the floor (README)")
+                             "batch, larger clusters cost nothing (default: uniform). Measured on EvenOdd: GEDI "
+                             "stalls at a constant assignment at the floor (README)")
     parser.add_argument("--sgld-steps", type=positive_int, default=10)
     parser.add_argument("--gedi-views", choices=("clean", "augmented"), default="clean",
                         help="GEDI's first view: the clean images (their NeSy forward, no extra forward; default) or "

@@ -39,6 +39,7 @@ from ..networks import ARCHITECTURES, build_network
 from ..train.checkpoint import atomic_write_json, save_network
 from ..train.evaluate import evaluate_clusters
 from ..train.loop import LoopConfig, Trainer
+from ..train.warmup import linear_warmup
 from .common import begin_run, seed_everything
 
 KIND = "gedi_pretrain"
@@ -65,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="steps of clustering (invariance + prior) before the generative term starts")
     parser.add_argument("--gen-warmup", type=nonnegative_int, default=0, metavar="STEPS",
                         help="ramp the generative weight linearly from 0 to --gen-weight over STEPS updates after "
-                             "--gen-after (default 0: full weight at once; a clusterer's first SGLD samples give "
-                             "a gradient far larger than Adam's running scale, and the jump can wipe the clusters)")
+                             "--gen-after (default 0: full weight at once; at a clusterer's first SGLD samples the "
+                             "generative loss jumps far above the clustering terms, and the jump can wipe the "
+                             "clusters)")
     parser.add_argument("--aug-warmup", type=nonnegative_int, default=500,
                         help="steps over which the augmentation strength ramps from 0 to 1")
     parser.add_argument("--energy-l2", type=nonnegative_float, default=GEDIWeights.energy_l2)
@@ -158,9 +160,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def gen_ramp(step: int, start: int, warmup: int) -> float:
     """The generative term's weight factor at ``step``: 0 before ``start``, then a linear ramp to 1 over ``warmup``."""
-    if step < start:
-        return 0.0
-    return 1.0 if warmup <= 0 else min(1.0, (step - start + 1) / warmup)
+    return 0.0 if step < start else linear_warmup(step - start, warmup)
 
 
 def save_sample_grids(net: torch.nn.Module, out: Path, sgld: SGLDConfig, steps: int, generator: torch.Generator,
