@@ -88,6 +88,7 @@ USAGE = [
     (["--gedi-aug-warmup", "x"], "--gedi-aug-warmup"),
     (["--gedi-prior-floor", "0"], "--gedi-prior-floor"),
     (["--gedi-prior-floor", "1.5"], "--gedi-prior-floor"),
+    (["--gedi-estimate-sizes", "-1"], "--gedi-estimate-sizes"),
 ]
 
 
@@ -158,6 +159,11 @@ def test_pairs_need_one_digit(tmp_path, capsys):
     code, err = run_in_process(addition.main, ["--gedi-weight", "1", "--gedi-early-prior-weight", "1",
                                                "--out", str(tmp_path)], capsys)
     assert_clean(code, err, 1, "--gedi-early-prior-weight needs --gedi-weight and --nesy-after")
+    code, err = run_in_process(addition.main, ["--gedi-estimate-sizes", "100", "--out", str(tmp_path)], capsys)
+    assert_clean(code, err, 1, "--gedi-estimate-sizes needs --gedi-weight")
+    code, err = run_in_process(addition.main, ["--gedi-weight", "1", "--gedi-estimate-sizes", "100",
+                                               "--gedi-prior-floor", "0.5", "--out", str(tmp_path)], capsys)
+    assert_clean(code, err, 1, "two different priors")
 
 
 # -- tasks/gedi_pretrain.py ------------------------------------------------------------------------

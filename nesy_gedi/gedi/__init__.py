@@ -6,9 +6,11 @@ Energy-Based Models".  :class:`GEDIObjective` combines a generative term
 invariance term and a uniformity prior over cluster assignments.
 """
 
+from .cluster_sizes import ClusterSizes, size_prior_loss
 from .objective import GEDIObjective, GEDITerms, GEDIWeights, energy
 from .ood import auroc, energy_scores, fpr_at_tpr, max_softmax_scores, ood_report
 from .sgld import ReplayBuffer, SGLDConfig, SGLDSampler
 
-__all__ = ["GEDIObjective", "GEDITerms", "GEDIWeights", "ReplayBuffer", "SGLDConfig", "SGLDSampler", "auroc",
-           "energy", "energy_scores", "fpr_at_tpr", "max_softmax_scores", "ood_report"]
+__all__ = ["ClusterSizes", "GEDIObjective", "GEDITerms", "GEDIWeights", "ReplayBuffer", "SGLDConfig",
+           "SGLDSampler", "auroc", "energy", "energy_scores", "fpr_at_tpr", "max_softmax_scores", "ood_report",
+           "size_prior_loss"]

@@ -21,6 +21,9 @@ With ``prior_floor = f > 0`` the prior becomes a floor on every cluster's size i
 least a fraction ``f/K`` of the batch, so clusters of unequal sizes (a dataset whose classes
 are not balanced) cost nothing, while emptying a cluster still costs without bound.
 
+With ``sizes`` (a :class:`~.cluster_sizes.ClusterSizes`), the prior is ``KL(pi || pbar)`` to estimated,
+unequal cluster sizes ``pi`` instead of ``U`` (see :mod:`.cluster_sizes`).
+
 The total is ``gen * L_gen + invariance * L_inv + prior * L_prior``.
 """
 
@@ -32,6 +35,7 @@ from typing import Callable
 
 import torch
 
+from .cluster_sizes import ClusterSizes, size_prior_loss
 from .sgld import SGLDConfig, SGLDSampler
 
 
@@ -95,11 +99,15 @@ class GEDIObjective:
     def __init__(self, network: Callable[[torch.Tensor], torch.Tensor], image_shape: tuple[int, ...],
                  weights: GEDIWeights | None = None, sgld: SGLDConfig | None = None,
                  device: str | torch.device = "cpu", generator: torch.Generator | None = None,
-                 negatives: int | None = None) -> None:
-        """``negatives``: SGLD samples per step (default: as many as images in the batch)."""
+                 negatives: int | None = None, sizes: ClusterSizes | None = None) -> None:
+        """``negatives``: SGLD samples per step (default: as many as images in the batch); ``sizes``:
+        estimated cluster sizes for the prior (default: the uniformity prior)."""
         self.network = network
         self.negatives = negatives
+        self.sizes = sizes
         self.weights = weights or GEDIWeights()
+        if sizes is not None and self.weights.prior_floor > 0:
+            raise ValueError("the prior is either a floor (prior_floor) or estimated sizes, not both")
         self.sampler = SGLDSampler(lambda x: energy(network(x)), image_shape, sgld, device, generator)
 
     def __call__(self, view1: torch.Tensor, view2: torch.Tensor, data_logits: torch.Tensor | None = None,
@@ -121,6 +129,13 @@ class GEDIObjective:
             samples = energy(self.network(self.sampler.sample(self.negatives or view1.shape[0])))
             gen = data.mean() - samples.mean() + w.energy_l2 * (data.pow(2).mean() + samples.pow(2).mean())
         invariance = invariance_loss(logits1, logits2) if w.invariance > 0 else zero
-        prior = 0.5 * (prior_loss(logits1, w.prior_floor) + prior_loss(logits2, w.prior_floor)) if w.prior > 0 else zero
+        prior = zero
+        if w.prior > 0 and self.sizes is not None:
+            log_sizes = self.sizes.log_sizes
+            prior = 0.5 * (size_prior_loss(logits1, log_sizes) + size_prior_loss(logits2, log_sizes))
+        elif w.prior > 0:
+            prior = 0.5 * (prior_loss(logits1, w.prior_floor) + prior_loss(logits2, w.prior_floor))
+        if self.sizes is not None:
+            self.sizes.observe(logits1)
         total = w.gen * gen + w.invariance * invariance + w.prior * prior
         return GEDITerms(total, gen, invariance, prior)

@@ -42,7 +42,7 @@ from ..data.concept_labels import labelled_concepts
 from ..data.rsbench import SETTINGS as RSBENCH_SETTINGS, rsbench_split
 from ..data.shortcuts import PAIR_SETS, n_concepts, pair_filter
 from ..errors import DataError
-from ..gedi import GEDIObjective, GEDIWeights, SGLDConfig
+from ..gedi import ClusterSizes, GEDIObjective, GEDIWeights, SGLDConfig
 from ..model import NeSyModel
 from ..networks import ARCHITECTURES, OneHot, build_network
 from ..relabel import (best_renamings_by_counts, relabel_outputs, search_relabelling, set_cluster_permutation,
@@ -104,6 +104,8 @@ def observed_sum_indices(model: NeSyModel, data: AdditionDataset, examples: torc
 
 
 RELABEL_EXAMPLES = 1000
+SIZE_PERIOD = 100  # --gedi-estimate-sizes: updates per estimate of the cluster sizes
+SIZE_BOUNDS = (0.5, 1.5)  # ... and each size between these multiples of 1 / K
 
 
 def training_sum_objective(data: AdditionDataset, examples: torch.Tensor, logits: torch.Tensor, device,
@@ -234,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="replace GEDI's uniformity prior by a floor: each cluster must hold at least F/10 of a "
                              "batch, larger clusters cost nothing (default: uniform). Measured on EvenOdd: GEDI "
                              "stalls at a constant assignment at the floor (README)")
+    parser.add_argument("--gedi-estimate-sizes", type=nonnegative_int, default=None, metavar="STEPS",
+                        help="after STEPS updates under the uniform prior, replace it by a KL to estimated cluster "
+                             f"sizes: the clusters' hard-assignment fractions over the last {SIZE_PERIOD} updates, "
+                             f"each between {SIZE_BOUNDS[0]} and {SIZE_BOUNDS[1]} times 1/K, re-estimated every {SIZE_PERIOD} updates "
+                             "(for unbalanced digits such as EvenOdd's 1:2; default: uniform throughout)")
     parser.add_argument("--sgld-steps", type=positive_int, default=10)
     parser.add_argument("--gedi-views", choices=("clean", "augmented"), default="clean",
                         help="GEDI's first view: the clean images (their NeSy forward, no extra forward; default) or "
@@ -298,6 +305,10 @@ def run(args: argparse.Namespace) -> dict:
         raise DataError("--gedi-early-prior-weight needs --gedi-weight and --nesy-after")
     if args.nesy_after and not (args.gedi_weight > 0 or args.concept_labels or args.entropy_weight > 0):
         raise DataError("--nesy-after needs another loss term to train on before it (e.g. --gedi-weight 1)")
+    if args.gedi_estimate_sizes is not None and not args.gedi_weight > 0:
+        raise DataError("--gedi-estimate-sizes needs --gedi-weight")
+    if args.gedi_estimate_sizes is not None and args.gedi_prior_floor is not None:
+        raise DataError("--gedi-estimate-sizes and --gedi-prior-floor are two different priors; choose one")
     if args.split == "rsbench" and args.pairs not in RSBENCH_SETTINGS:
         raise DataError(f"--split rsbench needs --pairs {' or '.join(RSBENCH_SETTINGS)}")
     if args.gedi_weight > 0 and SGLDConfig.buffer_size < 2 * args.n_digits * args.batch_size:
@@ -347,7 +358,12 @@ def run(args: argparse.Namespace) -> dict:
     if args.gedi_weight > 0:
         weights = GEDIWeights(gen=args.gedi_gen_weight, prior=args.gedi_prior_weight,
                               prior_floor=args.gedi_prior_floor or 0.0)
-        gedi = GEDIObjective(base, (1, 28, 28), weights, SGLDConfig(steps=args.sgld_steps), device, generator)
+        sizes = None
+        if args.gedi_estimate_sizes is not None:
+            sizes = ClusterSizes(concepts, args.gedi_estimate_sizes, SIZE_PERIOD, *SIZE_BOUNDS)
+            extra["cluster_sizes"] = sizes
+        gedi = GEDIObjective(base, (1, 28, 28), weights, SGLDConfig(steps=args.sgld_steps), device, generator,
+                             sizes=sizes)
         augment = DigitAugment()
         extra["replay_buffer"] = gedi.sampler.buffer
 
@@ -421,6 +437,8 @@ def run(args: argparse.Namespace) -> dict:
     if test_ood is not None:
         results["ood"] = {"test_examples": len(test_ood),
                           **evaluate_addition(net, test_ood, device, concepts=True, ece_bins=ece_bins)}
+    if gedi is not None and gedi.sizes is not None:
+        results["cluster_size_estimates"] = gedi.sizes.history
     if args.relabel_exhaustive and args.cluster_head and args.nesy_after in relabelled:
         results["naming_at_nesy_start"] = relabelled[args.nesy_after]
     if isinstance(net, ClusterPermutation):
