@@ -6,8 +6,8 @@ Energy-Based Models".  :class:`GEDIObjective` combines a generative term
 invariance term and a uniformity prior over cluster assignments.
 """
 
-from .cluster_sizes import ClusterSizes, size_prior_loss
-from .objective import GEDIObjective, GEDITerms, GEDIWeights, energy
+from .cluster_sizes import ClusterSizes
+from .objective import GEDIObjective, GEDITerms, GEDIWeights, energy, size_prior_loss
 from .ood import auroc, energy_scores, fpr_at_tpr, max_softmax_scores, ood_report
 from .sgld import ReplayBuffer, SGLDConfig, SGLDSampler
 

@@ -12,25 +12,15 @@ the way EM estimates a mixture's weights: ``pi`` is the fraction of images whose
   back before it empties, and one that has swallowed another class is pushed to give it back (without
   the ceiling, a cluster that merged two digits early on kept its double size: seed 2 on EvenOdd).
 
-Unlike a floor on the sizes (``floor_loss``), ``KL(pi || pbar)`` still has no cheap constant solution:
-a constant assignment ``p(y|x) = pi`` meets the prior but costs the invariance term the entropy of
-``pi``, close to ``log K`` for sizes within the bounds (at least 2.17 against log 10 = 2.30 for K = 10
+The prior itself is :func:`~.objective.size_prior_loss`.  Unlike a floor on the sizes (``floor_loss``),
+``KL(pi || pbar)`` still has no cheap constant solution: a constant assignment ``p(y|x) = pi`` meets
+the prior but costs the invariance term the entropy of ``pi``, close to ``log K`` for sizes within the bounds (at least 2.17 against log 10 = 2.30 for K = 10
 with the default bounds 0.5 and 1.5; the floor prior's constant solution costs 1.68).
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
-
-
-def size_prior_loss(logits: torch.Tensor, log_sizes: torch.Tensor) -> torch.Tensor:
-    """``KL(pi || pbar)`` for target sizes ``pi = exp(log_sizes)`` and the batch-mean assignment ``pbar``
-    of ``logits [batch, K]``; with ``pi`` uniform it equals :func:`~.objective.uniformity_loss`."""
-    log_mean = torch.logsumexp(logits.log_softmax(1), dim=0) - math.log(logits.shape[0])
-    log_sizes = log_sizes.to(logits)
-    return (log_sizes.exp() * (log_sizes - log_mean)).sum()
 
 
 class ClusterSizes:

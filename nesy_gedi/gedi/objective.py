@@ -35,7 +35,7 @@ from typing import Callable
 
 import torch
 
-from .cluster_sizes import ClusterSizes, size_prior_loss
+from .cluster_sizes import ClusterSizes
 from .sgld import SGLDConfig, SGLDSampler
 
 
@@ -50,24 +50,35 @@ def invariance_loss(logits1: torch.Tensor, logits2: torch.Tensor) -> torch.Tenso
     return -0.5 * ((log_p1.exp() * log_p2).sum(1) + (log_p2.exp() * log_p1).sum(1)).mean()
 
 
+def log_batch_mean(logits: torch.Tensor) -> torch.Tensor:
+    """``log pbar``, the log of the batch-mean assignment ``pbar = mean_b p(y|x_b)``, for logits ``[batch, K]``."""
+    return torch.logsumexp(logits.log_softmax(1), dim=0) - math.log(logits.shape[0])
+
+
 def uniformity_loss(logits: torch.Tensor) -> torch.Tensor:
     """``KL(uniform || batch-mean p(y|x))``: zero iff every cluster is used equally often."""
-    k = logits.shape[1]
-    log_mean = torch.logsumexp(logits.log_softmax(1), dim=0) - math.log(logits.shape[0])
-    return -math.log(k) - log_mean.mean()
+    return -math.log(logits.shape[1]) - log_batch_mean(logits).mean()
 
 
 def floor_loss(logits: torch.Tensor, floor: float) -> torch.Tensor:
     """``1/K sum_y max(0, log((floor/K) / pbar_y))``: zero iff every cluster's batch-mean mass is at least ``floor/K``."""
     if not 0 < floor <= 1:
         raise ValueError(f"the prior floor must be in (0, 1] (a fraction of the uniform cluster size), got {floor}")
-    k = logits.shape[1]
-    log_mean = torch.logsumexp(logits.log_softmax(1), dim=0) - math.log(logits.shape[0])
-    return (math.log(floor / k) - log_mean).clamp(min=0).mean()
+    return (math.log(floor / logits.shape[1]) - log_batch_mean(logits)).clamp(min=0).mean()
 
 
-def prior_loss(logits: torch.Tensor, floor: float = 0.0) -> torch.Tensor:
-    """The prior on the batch-mean assignment: :func:`uniformity_loss`, or :func:`floor_loss` if ``floor > 0``."""
+def size_prior_loss(logits: torch.Tensor, log_sizes: torch.Tensor) -> torch.Tensor:
+    """``KL(pi || pbar)`` for target sizes ``pi = exp(log_sizes)`` and the batch-mean assignment ``pbar``
+    of ``logits [batch, K]``; with ``pi`` uniform it equals :func:`uniformity_loss`."""
+    log_sizes = log_sizes.to(logits)
+    return (log_sizes.exp() * (log_sizes - log_batch_mean(logits))).sum()
+
+
+def prior_loss(logits: torch.Tensor, floor: float = 0.0, log_sizes: torch.Tensor | None = None) -> torch.Tensor:
+    """The prior on the batch-mean assignment: :func:`size_prior_loss` to ``log_sizes`` if given, else
+    :func:`floor_loss` if ``floor > 0``, else :func:`uniformity_loss`."""
+    if log_sizes is not None:
+        return size_prior_loss(logits, log_sizes)
     return floor_loss(logits, floor) if floor > 0 else uniformity_loss(logits)
 
 
@@ -130,11 +141,10 @@ class GEDIObjective:
             gen = data.mean() - samples.mean() + w.energy_l2 * (data.pow(2).mean() + samples.pow(2).mean())
         invariance = invariance_loss(logits1, logits2) if w.invariance > 0 else zero
         prior = zero
-        if w.prior > 0 and self.sizes is not None:
-            log_sizes = self.sizes.log_sizes
-            prior = 0.5 * (size_prior_loss(logits1, log_sizes) + size_prior_loss(logits2, log_sizes))
-        elif w.prior > 0:
-            prior = 0.5 * (prior_loss(logits1, w.prior_floor) + prior_loss(logits2, w.prior_floor))
+        if w.prior > 0:
+            log_sizes = self.sizes.log_sizes if self.sizes is not None else None
+            prior = 0.5 * (prior_loss(logits1, w.prior_floor, log_sizes)
+                           + prior_loss(logits2, w.prior_floor, log_sizes))
         if self.sizes is not None:
             self.sizes.observe(logits1)
         total = w.gen * gen + w.invariance * invariance + w.prior * prior
