@@ -20,10 +20,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the judge of gedi_unification.py, next to this script
-from gedi_unification import (add_judged_sampling_arguments, find_runs, judge_reference, load_run,  # noqa: E402
-                              sample_quality)
+from gedi_unification import (add_judged_sampling_arguments, judge_reference, load_run,  # noqa: E402
+                              open_judged_sampling, sample_quality)
 from nesy_gedi.commands import positive_int, run_command
-from nesy_gedi.data import load_mnist
 from nesy_gedi.gedi import SGLDConfig
 from nesy_gedi.gedi.sgld import sample_from_noise
 
@@ -39,11 +38,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     add_judged_sampling_arguments(parser, out="benchmarks/gedi/chain_length")
     parser.add_argument("--chain-steps", type=step_list, default=[40, 60, 80], help="chain lengths (default 40,60,80)")
     args = parser.parse_args(argv)
-    device = torch.device(args.device)
-    runs = find_runs(args.runs)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    train, test = load_mnist("train", args.data_dir), load_mnist("test", args.data_dir)
+    device, runs, out, train, test = open_judged_sampling(args)
     judge, judge_acc, test_features, floor = judge_reference(train, test, device, args.judge_steps, args.seed,
                                                              out / "judge")
     sgld = SGLDConfig(step_size=args.sgld_step_size, noise=args.sgld_noise)

@@ -79,6 +79,16 @@ def add_judged_sampling_arguments(parser: argparse.ArgumentParser, out: str) -> 
     add_common_arguments(parser)
 
 
+def open_judged_sampling(args: argparse.Namespace) -> tuple[torch.device, list[Path], Path, object, object]:
+    """What a benchmark with :func:`add_judged_sampling_arguments` starts from: the device, the run folders
+    (:func:`find_runs`), the created output folder, MNIST train and test."""
+    device = torch.device(args.device)
+    runs = find_runs(args.runs)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    return device, runs, out, load_mnist("train", args.data_dir), load_mnist("test", args.data_dir)
+
+
 def find_runs(folder: str | Path) -> list[Path]:
     """The run folders ``folder/<config>/<seed>/`` that hold a ``mnist_net.pt``, sorted."""
     runs = sorted(p.parent for p in Path(folder).glob("*/*/mnist_net.pt"))
@@ -214,12 +224,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--per-cluster", type=positive_int, default=100,
                         help="fresh cluster-conditional chains per cluster (the first 10 are drawn in the grid)")
     args = parser.parse_args(argv)
-    device = torch.device(args.device)
-    runs = find_runs(args.runs)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-
-    train, test = load_mnist("train", args.data_dir), load_mnist("test", args.data_dir)
+    device, runs, out, train, test = open_judged_sampling(args)
     fashion = load_mnist("test", args.data_dir, dataset="fashion_mnist")
     inside = test.normalized(None, device)
     generator = torch.Generator().manual_seed(args.seed)
