@@ -185,6 +185,17 @@ def test_gedi_pretrain_usage_errors(argv, needle, tmp_path, capsys):
     assert code == 2 and "Traceback" not in err and needle in err, err
 
 
+def test_gedi_init_from_another_architecture_or_a_missing_file(tmp_path, capsys):
+    lenet = tmp_path / "lenet.pt"
+    save_network(lenet, MnistCNN(), "mnist_cnn", "gedi_pretrain")
+    code, err = run_in_process(gedi_pretrain.main, ["--arch", "ebm", "--init", str(lenet), "--steps", "1",
+                                                    "--out", str(tmp_path / "r")], capsys)
+    assert_clean(code, err, 1, "architecture 'mnist_cnn'", "pass --arch mnist_cnn")
+    code, err = run_in_process(gedi_pretrain.main, ["--init", str(tmp_path / "none.pt"), "--out", str(tmp_path)],
+                               capsys)
+    assert code == 2 and "Traceback" not in err and "--init" in err, err
+
+
 def test_gedi_batch_larger_than_data(tmp_path, capsys):
     code, err = run_in_process(gedi_pretrain.main, ["--batch-size", "100", "--train-size", "50",
                                                     "--out", str(tmp_path)], capsys)

@@ -116,3 +116,24 @@ def test_chain_length_sweep_scores_each_run_and_length_on_the_same_noise(tmp_pat
     # near-identical samples is near-singular: equal to rounding)
     assert {k: v for k, v in again[0].items() if k != "frechet"} == {k: v for k, v in rows[1].items() if k != "frechet"}
     assert again[0]["frechet"] == pytest.approx(rows[1]["frechet"], rel=1e-2)
+
+
+def test_vflip_benchmark_scores_runs_next_to_the_oracle(tmp_path):
+    import json
+
+    from nesy_gedi.networks import EnergyCNN
+    from nesy_gedi.train.checkpoint import save_network
+
+    run = tmp_path / "runs" / "clusterer" / "seed3"
+    run.mkdir(parents=True)
+    torch.manual_seed(0)
+    save_network(run / "mnist_net.pt", EnergyCNN(), "ebm", "gedi_pretrain")
+    (run / "results.json").write_text(json.dumps({"args": {"arch": "ebm", "seed": 3}, "nmi": 0.5}))
+    vflip = load_script("benchmarks/gedi_vflip.py")
+    rows = vflip.main(["--runs", str(tmp_path / "runs"), "--judge-steps", "3", "--device", "cpu",
+                       "--out", str(tmp_path / "out")])
+    assert [r["score"] for r in rows] == ["log-odds upright", "energy", "energy", "gradient_norm", "max_softmax"]
+    assert rows[2]["model"] == "clusterer seed 3" and rows[2]["nmi"] == 0.5
+    assert all(0 <= r["auroc"] <= 1 and len(r["by_digit"]) == 10 for r in rows)
+    assert json.loads((tmp_path / "out" / "vflip.json").read_text())["rows"] == rows
+    assert "| clusterer seed 3 | gradient_norm |" in (tmp_path / "out" / "vflip.md").read_text()

@@ -145,6 +145,19 @@ def test_energy_score_is_logsumexp_of_the_logits():
     assert torch.allclose(max_softmax_scores(net, images, batch_size=3), logits.softmax(1).max(1).values)
 
 
+def test_gradient_norm_score_is_minus_the_energy_gradient_norm():
+    from nesy_gedi.gedi import gradient_norm_scores
+
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    images = torch.randn(7, 1, 28, 28)
+    weight = net[1].weight.detach()  # d logsumexp(Wx + b) / dx = W^T softmax(Wx + b)
+    with torch.no_grad():
+        expected = -(net(images).softmax(1) @ weight).norm(dim=1)
+    scores = gradient_norm_scores(net.train(), images, batch_size=3)
+    assert torch.allclose(scores, expected, atol=1e-6) and net.training  # the mode is restored
+    assert not any(p.grad is not None for p in net.parameters())  # no gradients left on the weights
+
+
 def test_energy_cnn_is_smooth_and_shaped_like_mnist_cnn():
     from nesy_gedi.networks import ARCHITECTURES, EnergyCNN, build_network
 

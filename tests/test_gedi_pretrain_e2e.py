@@ -40,3 +40,21 @@ def test_pretraining_leaves_the_saddle_clusters_digits_and_models_data(tmp_path)
     data = energy_scores(net, load_mnist("test").normalized(torch.arange(500)))
     noise = energy_scores(net, torch.rand(500, 1, 28, 28) * 2 - 1)
     assert auroc(data, noise) > 0.95  # the generative term gives data lower energy than noise
+
+
+def test_init_starts_from_the_given_network(tmp_path):
+    from nesy_gedi.networks import EnergyCNN
+    from nesy_gedi.train.checkpoint import save_network
+
+    torch.manual_seed(5)
+    start = EnergyCNN()
+    save_network(tmp_path / "start.pt", start, "ebm", "gedi_pretrain")
+    gedi_pretrain.main(["--arch", "ebm", "--init", str(tmp_path / "start.pt"), "--steps", "1", "--lr", "1e-9",
+                        "--gen-weight", "0", "--sgld-steps", "1", "--sgld-restart", "1", "--train-size", "256",
+                        "--out", str(tmp_path / "run"), "--no-progress"])
+    trained, _ = network_state(tmp_path / "run" / "mnist_net.pt", "ebm")
+    for name, value in start.state_dict().items():  # one Adam step of size 1e-9 away from the start
+        assert torch.allclose(trained[name], value, atol=1e-7), name
+    torch.manual_seed(6)
+    other = EnergyCNN().state_dict()  # what a run without --init would not match either
+    assert not all(torch.allclose(trained[name], value, atol=1e-7) for name, value in other.items())

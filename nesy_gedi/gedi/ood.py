@@ -2,7 +2,8 @@
 
 A network trained as an energy model gives low energy ``E(x) = -logsumexp f(x)``
 to data; the score ``-E(x)`` (higher: more in-distribution) separates data from
-inputs unlike it.  :func:`auroc` and :func:`fpr_at_tpr` summarise how well a score
+inputs unlike it.  :func:`gradient_norm_scores` scores by the energy's input
+gradient instead, :func:`max_softmax_scores` by the classifier's confidence.  :func:`auroc` and :func:`fpr_at_tpr` summarise how well a score
 separates an in-distribution set from an out-of-distribution one.
 """
 
@@ -34,6 +35,21 @@ def max_softmax_scores(net: nn.Module, images: torch.Tensor, batch_size: int = 1
     return _scores(net, images, batch_size, lambda logits: logits.softmax(1).max(1).values)
 
 
+def gradient_norm_scores(net: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """``-||d E(x) / d x||`` per image ``[n]`` (the "approximate mass" score of JEM, Grathwohl et al. 2020):
+    data sits near the energy's local minima, where the input gradient is small."""
+    was_training = net.training
+    net.eval()
+    device = next(net.parameters()).device
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size].to(device).requires_grad_(True)
+        (grad,) = torch.autograd.grad(torch.logsumexp(net(x), dim=1).sum(), x)
+        out.append(-grad.flatten(1).norm(dim=1).detach().cpu())
+    net.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0)
+
+
 def _np(x) -> np.ndarray:
     return x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float64)
 
@@ -56,7 +72,7 @@ def fpr_at_tpr(in_scores, out_scores, tpr: float = 0.95) -> float:
     return float((neg >= threshold).mean())
 
 
-SCORES = {"energy": energy_scores, "max_softmax": max_softmax_scores}
+SCORES = {"energy": energy_scores, "max_softmax": max_softmax_scores, "gradient_norm": gradient_norm_scores}
 
 
 def ood_report(net: nn.Module, in_images: torch.Tensor, out_sets: dict[str, torch.Tensor],

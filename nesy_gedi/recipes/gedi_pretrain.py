@@ -28,7 +28,7 @@ from typing import Sequence
 import torch
 
 from ..augment import DigitAugment
-from ..commands import (add_common_arguments, nonnegative_float, nonnegative_int, output_dir, positive_float,
+from ..commands import (add_common_arguments, existing_file, nonnegative_float, nonnegative_int, output_dir, positive_float,
                         positive_int, probability, unit_fraction)
 from ..data import load_mnist
 from ..data.mnist import DATASETS
@@ -36,7 +36,7 @@ from ..errors import DataError
 from ..gedi import GEDIObjective, GEDIWeights, SGLDConfig
 from ..gedi.sgld import conditional_samples, fresh_chain_steps, sample_from_noise
 from ..networks import ARCHITECTURES, build_network
-from ..train.checkpoint import atomic_write_json, save_network
+from ..train.checkpoint import atomic_write_json, load_weights, network_state, save_network
 from ..train.evaluate import evaluate_clusters
 from ..train.loop import LoopConfig, Trainer
 from ..train.warmup import linear_warmup
@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sample-steps", type=positive_int, default=None,
                         help="SGLD steps of the fresh chains in the saved sample grids (default: --sgld-steps "
                              "with --sgld-restart 1, i.e. short-run training on fresh chains; else 200)")
+    parser.add_argument("--init", type=existing_file, default=None, metavar="NET",
+                        help="start from these network weights (a network file or checkpoint of the same --arch, "
+                             "e.g. a GEDI clusterer) instead of a random initialisation; the step count, optimizer "
+                             "and replay buffer start fresh")
     parser.add_argument("--train-size", type=positive_int, default=None, help="use only this many training images")
     parser.add_argument("--seed", type=nonnegative_int, default=0)
     parser.add_argument("--out", type=output_dir, default="runs/gedi_pretrain")
@@ -104,7 +108,10 @@ def run(args: argparse.Namespace) -> dict:
         raise DataError(f"--batch-size {args.batch_size} is larger than the {n_train} training images")
     if args.buffer_size < args.sgld_batch:
         raise DataError(f"--buffer-size {args.buffer_size} must be at least --sgld-batch {args.sgld_batch}")
-    net = build_network(args.arch).to(device)
+    net = build_network(args.arch)
+    if args.init and checkpoint is None:  # on --resume the checkpoint holds the weights
+        load_weights(net, network_state(args.init, args.arch)[0], args.init, args.arch)
+    net = net.to(device)
     weights = GEDIWeights(args.gen_weight, args.invariance_weight, args.prior_weight, args.energy_l2,
                           args.prior_floor or 0.0)
     sgld = SGLDConfig(args.sgld_steps, args.sgld_step_size, args.sgld_noise, args.buffer_size, args.sgld_restart)
