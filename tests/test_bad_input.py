@@ -232,6 +232,7 @@ def _script(path: str):
     ("tasks/shortcut_study.py", ["--concept-labels", "0"], "--concept-labels"),
     ("benchmarks/run.py", ["--dpl-max-n", "0"], "--dpl-max-n"),
     ("benchmarks/gedi_chain_length.py", ["--runs", ".", "--chain-steps", "40,0"], "--chain-steps"),
+    ("benchmarks/gedi_vflip.py", ["--runs", ".", "--judge-steps", "0"], "--judge-steps"),
 ])
 def test_other_commands_usage_errors(path, argv, needle, capsys):
     code, err = run_in_process(_script(path), argv, capsys)
@@ -254,6 +255,7 @@ def test_shortcut_study_without_pretrained_checkpoint(tmp_path, capsys):
     (["benchmarks/deepproblog_compat.py", "--n-digits", "0"], 2, "--n-digits"),
     (["tasks/deepproblog_addition.py", "--data-dir", "{empty}", "--out", "{out}"], 1, "not found"),
     (["benchmarks/gedi_chain_length.py", "--runs", "{empty}", "--out", "{out}"], 1, "no run folders"),
+    (["benchmarks/gedi_vflip.py", "--runs", "{empty}", "--out", "{out}"], 1, "no run folders"),
 ])
 def test_scripts_exit_cleanly(argv, code, needle, tmp_path):
     (tmp_path / "empty").mkdir()
