@@ -107,20 +107,29 @@ def load_run(run: Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
     return net.eval(), results
 
 
-def train_judge(train, device, steps: int, seed: int, out: Path) -> MnistCNN:
-    """A supervised MnistCNN on MNIST train (Adam 1e-3, batch 128), through the package's training loop."""
+def train_supervised_cnn(train, device, steps: int, seed: int, out: Path, batch_fn, n_classes: int = 10,
+                         name: str = "judge") -> MnistCNN:
+    """A MnistCNN with ``n_classes`` outputs trained by cross-entropy on ``batch_fn(indices) -> (images, targets)``
+    of MNIST train (Adam 1e-3, batch 128, ``steps`` updates), through the package's training loop."""
     torch.manual_seed(seed)
-    net = MnistCNN().to(device)
+    net = MnistCNN(n_classes=n_classes).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
 
     def step(batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"loss": F.cross_entropy(net(train.normalized(batch, device)), train.labels[batch].to(device))}
+        images, targets = batch_fn(batch)
+        return {"loss": F.cross_entropy(net(images), targets)}
 
     loop = LoopConfig(out=out, epochs=-(-steps * 128 // len(train)), batch_size=128, max_steps=steps,
-                      progress=False, description="judge")
+                      progress=False, description=name)
     Trainer(loop, len(train), step, {"net": net}, optimizer, torch.Generator().manual_seed(seed),
-            run_info={"kind": "judge", "arch": "mnist_cnn"}).fit()
+            run_info={"kind": name, "arch": "mnist_cnn"}).fit()
     return net.eval()
+
+
+def train_judge(train, device, steps: int, seed: int, out: Path) -> MnistCNN:
+    """The judge: a supervised digit classifier (:func:`train_supervised_cnn` on MNIST train's labels)."""
+    return train_supervised_cnn(train, device, steps, seed, out,
+                                lambda batch: (train.normalized(batch, device), train.labels[batch].to(device)))
 
 
 def judge_reference(train, test, device, steps: int, seed: int,

@@ -26,39 +26,31 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from nesy_gedi.commands import add_common_arguments, existing_dir, nonnegative_int, output_dir, positive_int, \
     run_command
 from nesy_gedi.data import load_mnist
 from nesy_gedi.gedi.ood import SCORES, auroc, energy_scores
 from nesy_gedi.networks import MnistCNN
-from nesy_gedi.train.loop import LoopConfig, Trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gedi_unification import find_runs, load_run, train_judge, vflip_by_digit  # noqa: E402
+from gedi_unification import find_runs, load_run, train_judge, train_supervised_cnn, vflip_by_digit  # noqa: E402
 
 RUN_SCORES = ("energy", "gradient_norm", "max_softmax")
 
 
 def train_oracle(train, device, steps: int, seed: int, out: Path) -> MnistCNN:
-    """A MnistCNN with two outputs (upright, flipped) trained on MNIST train, each image flipped with chance 1/2."""
-    torch.manual_seed(seed)
-    net = MnistCNN(n_classes=2).to(device)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    """A MnistCNN with two outputs (upright, flipped) trained on MNIST train, each image flipped with chance 1/2
+    (:func:`train_supervised_cnn`, as the judge)."""
     generator = torch.Generator().manual_seed(seed + 1)
 
-    def step(batch: torch.Tensor) -> dict[str, torch.Tensor]:
+    def flip_half(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         images = train.normalized(batch, device)
         flipped = torch.rand(len(batch), generator=generator) < 0.5
         images = torch.where(flipped.to(device).view(-1, 1, 1, 1), images.flip(-2), images)
-        return {"loss": F.cross_entropy(net(images), flipped.long().to(device))}
+        return images, flipped.long().to(device)
 
-    loop = LoopConfig(out=out, epochs=-(-steps * 128 // len(train)), batch_size=128, max_steps=steps,
-                      progress=False, description="oracle")
-    Trainer(loop, len(train), step, {"net": net}, optimizer, torch.Generator().manual_seed(seed),
-            run_info={"kind": "vflip_oracle", "arch": "mnist_cnn"}).fit()
-    return net.eval()
+    return train_supervised_cnn(train, device, steps, seed, out, flip_half, n_classes=2, name="vflip_oracle")
 
 
 @torch.no_grad()

@@ -3,8 +3,9 @@
 A network trained as an energy model gives low energy ``E(x) = -logsumexp f(x)``
 to data; the score ``-E(x)`` (higher: more in-distribution) separates data from
 inputs unlike it.  :func:`gradient_norm_scores` scores by the energy's input
-gradient instead, :func:`max_softmax_scores` by the classifier's confidence.  :func:`auroc` and :func:`fpr_at_tpr` summarise how well a score
-separates an in-distribution set from an out-of-distribution one.
+gradient instead, :func:`max_softmax_scores` by the classifier's confidence.
+:func:`auroc` and :func:`fpr_at_tpr` summarise how well a score separates an
+in-distribution set from an out-of-distribution one.
 """
 
 from __future__ import annotations
@@ -15,14 +16,21 @@ from scipy.stats import rankdata
 from torch import nn
 
 
-@torch.no_grad()
-def _scores(net: nn.Module, images: torch.Tensor, batch_size: int, score) -> torch.Tensor:
+def _batched(net: nn.Module, images: torch.Tensor, batch_size: int, score) -> torch.Tensor:
+    """``score(x)`` of each batch ``x`` of ``images`` (moved to the network's device), with the network in eval
+    mode meanwhile; ``[n]`` on the CPU."""
     was_training = net.training
     net.eval()
     device = next(net.parameters()).device
-    out = [score(net(images[i:i + batch_size].to(device))).cpu() for i in range(0, len(images), batch_size)]
+    out = [score(images[i:i + batch_size].to(device)).detach().cpu() for i in range(0, len(images), batch_size)]
     net.train(was_training)
     return torch.cat(out) if out else torch.zeros(0)
+
+
+@torch.no_grad()
+def _scores(net: nn.Module, images: torch.Tensor, batch_size: int, score) -> torch.Tensor:
+    """``score(logits)`` per image, without gradients."""
+    return _batched(net, images, batch_size, lambda x: score(net(x)))
 
 
 def energy_scores(net: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
@@ -38,16 +46,12 @@ def max_softmax_scores(net: nn.Module, images: torch.Tensor, batch_size: int = 1
 def gradient_norm_scores(net: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """``-||d E(x) / d x||`` per image ``[n]`` (the "approximate mass" score of JEM, Grathwohl et al. 2020):
     data sits near the energy's local minima, where the input gradient is small."""
-    was_training = net.training
-    net.eval()
-    device = next(net.parameters()).device
-    out = []
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size].to(device).requires_grad_(True)
+    def score(x: torch.Tensor) -> torch.Tensor:
+        x = x.detach().requires_grad_(True)
         (grad,) = torch.autograd.grad(torch.logsumexp(net(x), dim=1).sum(), x)
-        out.append(-grad.flatten(1).norm(dim=1).detach().cpu())
-    net.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0)
+        return -grad.flatten(1).norm(dim=1)
+
+    return _batched(net, images, batch_size, score)
 
 
 def _np(x) -> np.ndarray:

@@ -28,8 +28,8 @@ from typing import Sequence
 import torch
 
 from ..augment import DigitAugment
-from ..commands import (add_common_arguments, existing_file, nonnegative_float, nonnegative_int, output_dir, positive_float,
-                        positive_int, probability, unit_fraction)
+from ..commands import (add_common_arguments, existing_file, nonnegative_float, nonnegative_int, output_dir,
+                        positive_float, positive_int, probability, unit_fraction)
 from ..data import load_mnist
 from ..data.mnist import DATASETS
 from ..errors import DataError
