@@ -6,7 +6,8 @@ For every run folder ``RUNS/<config>/<seed>`` with a ``mnist_net.pt`` and every 
 chains from uniform noise (generator seeded with ``--seed`` for each pair, so lengths are compared on the same
 starting noise), judged as in ``gedi_unification.py`` (a supervised CNN trained here on MNIST train): the
 fraction classified with confidence >= 0.9, the classes they cover, the Fréchet distance of the judge's
-features to MNIST test.  A short-run EBM is trained for one chain length; longer chains at sampling time
+features to MNIST test; and the mean energy of the samples next to that of MNIST test (a chain that stops far
+above the data's energy is stuck in a spurious basin).  A short-run EBM is trained for one chain length; longer chains at sampling time
 trade diversity (Fréchet) for confident digits.  Writes ``OUT/chain_length.json``.
 """
 
@@ -24,6 +25,7 @@ from gedi_unification import (add_judged_sampling_arguments, judge_reference, lo
                               open_judged_sampling, sample_quality)
 from nesy_gedi.commands import positive_int, run_command
 from nesy_gedi.gedi import SGLDConfig
+from nesy_gedi.gedi.ood import energy_scores
 from nesy_gedi.gedi.sgld import sample_from_noise
 
 
@@ -45,11 +47,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     for run in runs:
         net, _ = load_run(run, device)
+        data_energy = -float(energy_scores(net, test.normalized(None)).mean())
         for steps in args.chain_steps:
             generator = torch.Generator().manual_seed(args.seed)
             samples = sample_from_noise(net, args.samples, (1, 28, 28), sgld, steps, generator, device)
             row = {"config": run.parent.name, "seed": run.name, "chain_steps": steps,
-                   **sample_quality(judge, samples, test_features)}
+                   **sample_quality(judge, samples, test_features),
+                   "sample_energy": -float(energy_scores(net, samples).mean()), "data_energy": data_energy}
             rows.append(row)
             print(json.dumps(row), flush=True)
     summary = {"judge_test_accuracy": judge_acc, "frechet_floor": floor, "rows": rows, "args": vars(args)}

@@ -108,14 +108,27 @@ def test_chain_length_sweep_scores_each_run_and_length_on_the_same_noise(tmp_pat
                        "--judge-steps", "3", "--device", "cpu", "--out", str(tmp_path / "out")])
     assert [(r["config"], r["seed"], r["chain_steps"]) for r in rows] == [("gen_sr", "seed0", 1), ("gen_sr", "seed0", 3)]
     assert all(0 <= r["confident_fraction"] <= 1 and r["frechet"] > 0 for r in rows)
+    # energies: MNIST test's under the run's network, and the samples' (SGLD lowers it along the chain)
+    from nesy_gedi.data import load_mnist
+    from nesy_gedi.networks import build_network
+    from nesy_gedi.train.checkpoint import load_weights, network_state
+    net = build_network("ebm")
+    load_weights(net, network_state(run / "mnist_net.pt", "ebm")[0], run, "ebm")
+    with torch.no_grad():
+        expected = float(-torch.logsumexp(net.eval()(load_mnist("test").normalized()), 1).mean())
+    assert rows[0]["data_energy"] == rows[1]["data_energy"] == pytest.approx(expected, rel=1e-4)
+    assert rows[1]["sample_energy"] < rows[0]["sample_energy"]
     saved = json.loads((tmp_path / "out" / "chain_length.json").read_text())
     assert saved["rows"] == rows and 0 < saved["judge_test_accuracy"] <= 1
     again = sweep.main(["--runs", str(tmp_path / "runs"), "--chain-steps", "3", "--samples", "30",
                         "--judge-steps", "3", "--device", "cpu", "--out", str(tmp_path / "again")])
     # each length starts from the same seeded noise: reproducible row by row (the Fréchet distance of 30
     # near-identical samples is near-singular: equal to rounding)
-    assert {k: v for k, v in again[0].items() if k != "frechet"} == {k: v for k, v in rows[1].items() if k != "frechet"}
+    approximate = ("frechet", "sample_energy")
+    assert {k: v for k, v in again[0].items() if k not in approximate} == \
+        {k: v for k, v in rows[1].items() if k not in approximate}
     assert again[0]["frechet"] == pytest.approx(rows[1]["frechet"], rel=1e-2)
+    assert again[0]["sample_energy"] == pytest.approx(rows[1]["sample_energy"], rel=1e-4)
 
 
 def test_vflip_benchmark_scores_runs_next_to_the_oracle(tmp_path):
