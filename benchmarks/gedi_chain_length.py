@@ -7,8 +7,8 @@ chains from uniform noise (generator seeded with ``--seed`` for each pair, so le
 starting noise), judged as in ``gedi_unification.py`` (a supervised CNN trained here on MNIST train): the
 fraction classified with confidence >= 0.9, the classes they cover, the Fréchet distance of the judge's
 features to MNIST test; and the mean energy of the samples next to that of MNIST test (a chain that stops far
-above the data's energy is stuck in a spurious basin).  A short-run EBM is trained for one chain length; longer chains at sampling time
-trade diversity (Fréchet) for confident digits.  Writes ``OUT/chain_length.json``.
+above the data's energy is stuck in a spurious basin).  A short-run EBM is trained for one chain length;
+longer chains at sampling time trade diversity (Fréchet) for confident digits.  Writes ``OUT/chain_length.json``.
 """
 
 from __future__ import annotations
