@@ -104,6 +104,29 @@ def test_objective_terms_and_gradients():
     assert torch.allclose(terms.total, expected)
 
 
+def test_sample_l2_replaces_the_penalty_on_the_samples_energy_only():
+    torch.manual_seed(0)
+    net = MnistCNN()
+    x = torch.rand(8, 1, 28, 28) * 2 - 1
+    config = SGLDConfig(steps=2, noise=0.0, buffer_size=16, restart=1.0)  # noise would use the global RNG
+    terms = {}
+    for sample_l2 in (None, 0.0, 0.5):
+        gedi = GEDIObjective(net, (1, 28, 28), GEDIWeights(gen=1.0, invariance=0.0, prior=0.0, energy_l2=0.1,
+                                                           sample_l2=sample_l2),
+                             config, generator=torch.Generator().manual_seed(1))
+        terms[sample_l2] = gedi(x, x)
+    # the same generator gives the same samples, so the three losses differ only in the samples' penalty
+    sampler = SGLDSampler(lambda z: energy(net(z)), (1, 28, 28), config, generator=torch.Generator().manual_seed(1))
+    data, samples = energy(net(x)).detach(), energy(net(sampler.sample(8))).detach()
+    base = data.mean() - samples.mean() + 0.1 * data.pow(2).mean()
+    assert torch.allclose(terms[None].gen, base + 0.1 * samples.pow(2).mean(), atol=1e-5)
+    assert torch.allclose(terms[0.0].gen, base, atol=1e-5)
+    assert torch.allclose(terms[0.5].gen, base + 0.5 * samples.pow(2).mean(), atol=1e-5)
+    logged = terms[0.0].items()
+    assert logged["data_energy"] == pytest.approx(float(data.mean()), abs=1e-5)
+    assert logged["sample_energy"] == pytest.approx(float(samples.mean()), abs=1e-5)
+
+
 def test_augment_gives_independent_views_of_the_same_shape():
     x = torch.full((6, 1, 28, 28), -1.0)
     x[:, :, 10:18, 12:16] = 1.0

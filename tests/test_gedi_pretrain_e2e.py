@@ -27,6 +27,12 @@ def test_pretraining_leaves_the_saddle_clusters_digits_and_models_data(tmp_path)
     assert sum(last) / len(last) < 0.8 * math.log(10)
     assert results["nmi"] > 0.4 and results["matched_accuracy"] > 0.45  # 1,200 steps: far from chance (0)
     assert results["collapse"] == 0.0
+    saturation = results["gen_saturation"]  # the last 100 updates' generative loss and energies, as logged
+    assert saturation["floor"] == -5.0 and saturation["updates"] == 100
+    for key, logged in (("mean_gen", "gen"), ("mean_sample_energy", "sample_energy")):
+        assert math.isclose(saturation[key], sum(line[logged] for line in lines[-100:]) / 100, rel_tol=1e-6)
+    at_floor = sum(line["gen"] <= -5.0 + 0.25 for line in lines[-100:]) / 100
+    assert math.isclose(saturation["fraction_at_floor"], at_floor)
     net = MnistCNN()
     weights, meta = network_state(tmp_path / "mnist_net.pt", "mnist_cnn")
     load_weights(net, weights, tmp_path / "mnist_net.pt", "mnist_cnn")

@@ -139,3 +139,19 @@ def test_loop_counts_epochs_and_steps(tmp_path):
     assert state.examples == 120
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 15
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())  # atomic writes leave no temp files
+
+
+def test_resume_with_more_steps_extends_a_constant_schedule_run(tmp_path):
+    from nesy_gedi.recipes import gedi_pretrain
+
+    common = ["--batch-size", "16", "--train-size", "64", "--gen-after", "2", "--sgld-steps", "2",
+              "--sample-steps", "2", "--buffer-size", "64", "--checkpoint-every", "2", "--no-progress", "--device", "cpu"]
+    straight = gedi_pretrain.main(["--steps", "6", *common, "--out", str(tmp_path / "straight")])
+    gedi_pretrain.main(["--steps", "3", *common, "--out", str(tmp_path / "extended")])
+    extended = gedi_pretrain.main(["--steps", "6", "--resume", "--no-progress", "--out", str(tmp_path / "extended")])
+    assert extended["steps"] == straight["steps"] == 6 and extended["args"]["steps"] == 6
+    a = torch.load(tmp_path / "straight" / "mnist_net.pt", weights_only=True)
+    b = torch.load(tmp_path / "extended" / "mnist_net.pt", weights_only=True)
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    with pytest.raises(Exception, match="may only extend"):
+        gedi_pretrain.main(["--steps", "4", "--resume", "--out", str(tmp_path / "extended")])

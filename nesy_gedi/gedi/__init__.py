@@ -9,8 +9,9 @@ invariance term and a uniformity prior over cluster assignments.
 from .cluster_sizes import ClusterSizes
 from .objective import GEDIObjective, GEDITerms, GEDIWeights, energy, size_prior_loss
 from .ood import auroc, energy_scores, fpr_at_tpr, gradient_norm_scores, max_softmax_scores, ood_report
+from .saturation import SaturationMonitor, gen_floor
 from .sgld import ReplayBuffer, SGLDConfig, SGLDSampler
 
 __all__ = ["ClusterSizes", "GEDIObjective", "GEDITerms", "GEDIWeights", "ReplayBuffer", "SGLDConfig",
-           "SGLDSampler", "auroc", "energy", "energy_scores", "fpr_at_tpr", "gradient_norm_scores",
-           "max_softmax_scores", "ood_report", "size_prior_loss"]
+           "SGLDSampler", "SaturationMonitor", "auroc", "energy", "energy_scores", "fpr_at_tpr", "gen_floor",
+           "gradient_norm_scores", "max_softmax_scores", "ood_report", "size_prior_loss"]

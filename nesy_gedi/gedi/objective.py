@@ -8,7 +8,10 @@ With ``p(y|x) = softmax f(x)`` and ``E(x) = -logsumexp_y f(x)_y``:
   penalty pins E near 0, and then the cheapest way to lower E(data) is a
   *uniform* p(y|x), since logsumexp of equal logits exceeds their max by log K:
   with ``energy_l2 = 1`` the generative term pulled every image back to the
-  uniform assignment, with 0.1 it sharpens the clusters instead);
+  uniform assignment, with 0.1 it sharpens the clusters instead); ``sample_l2``, if set,
+  replaces ``energy_l2`` on the samples' ``E(x')^2``: with 0 the pull on the samples' energy is
+  ``-1`` everywhere and never vanishes, while the data's energy stays anchored at ``-1/(2 energy_l2)``
+  (with the same penalty on both, chains that stall at ``E = +1/(2 energy_l2)`` get no gradient);
 * invariance between two augmented views ``x1, x2`` of the same images, with
   gradients through both (no stop-gradient, no momentum encoder):
   ``L_inv = -1/2 mean_b sum_y [p(y|x1) log p(y|x2) + p(y|x2) log p(y|x1)]``;
@@ -30,7 +33,7 @@ The total is ``gen * L_gen + invariance * L_inv + prior * L_prior``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -91,6 +94,7 @@ class GEDIWeights:
     prior: float = 5.0
     energy_l2: float = 0.1
     prior_floor: float = 0.0  # > 0: the prior only keeps each cluster above prior_floor / K (see floor_loss)
+    sample_l2: float | None = None  # the penalty on the samples' E^2; None: energy_l2
 
 
 @dataclass
@@ -99,9 +103,11 @@ class GEDITerms:
     gen: torch.Tensor
     invariance: torch.Tensor
     prior: torch.Tensor
+    energies: dict[str, float] = field(default_factory=dict)  # mean data and sample energy, when gen > 0
 
     def items(self) -> dict[str, float]:
-        return {k: float(getattr(self, k).detach()) for k in ("total", "gen", "invariance", "prior")}
+        return {**{k: float(getattr(self, k).detach()) for k in ("total", "gen", "invariance", "prior")},
+                **self.energies}
 
 
 class GEDIObjective:
@@ -134,11 +140,14 @@ class GEDIObjective:
         logits1 = view1_logits if view1_logits is not None else self.network(view1)
         logits2 = self.network(view2)
         zero = logits1.new_zeros(())
-        gen = zero
+        gen, energies = zero, {}
         if w.gen > 0:
             data = energy(data_logits if data_logits is not None else logits1)
             samples = energy(self.network(self.sampler.sample(self.negatives or view1.shape[0])))
-            gen = data.mean() - samples.mean() + w.energy_l2 * (data.pow(2).mean() + samples.pow(2).mean())
+            sample_l2 = w.energy_l2 if w.sample_l2 is None else w.sample_l2
+            gen = (data.mean() - samples.mean() + w.energy_l2 * data.pow(2).mean()
+                   + sample_l2 * samples.pow(2).mean())
+            energies = {"data_energy": float(data.detach().mean()), "sample_energy": float(samples.detach().mean())}
         invariance = invariance_loss(logits1, logits2) if w.invariance > 0 else zero
         prior = zero
         if w.prior > 0:
@@ -148,4 +157,4 @@ class GEDIObjective:
         if self.sizes is not None:
             self.sizes.observe(logits1)
         total = w.gen * gen + w.invariance * invariance + w.prior * prior
-        return GEDITerms(total, gen, invariance, prior)
+        return GEDITerms(total, gen, invariance, prior, energies)

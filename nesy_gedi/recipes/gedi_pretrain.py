@@ -33,7 +33,7 @@ from ..commands import (add_common_arguments, existing_file, nonnegative_float, 
 from ..data import load_mnist
 from ..data.mnist import DATASETS
 from ..errors import DataError
-from ..gedi import GEDIObjective, GEDIWeights, SGLDConfig
+from ..gedi import GEDIObjective, GEDIWeights, SaturationMonitor, SGLDConfig, gen_floor
 from ..gedi.sgld import conditional_samples, fresh_chain_steps, sample_from_noise
 from ..networks import ARCHITECTURES, build_network
 from ..train.checkpoint import atomic_write_json, load_weights, network_state, save_network
@@ -43,6 +43,7 @@ from ..train.warmup import linear_warmup
 from .common import begin_run, seed_everything
 
 KIND = "gedi_pretrain"
+DEFAULT_STEPS = 6000
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=list(DATASETS), default="mnist")
     parser.add_argument("--arch", choices=list(ARCHITECTURES), default="mnist_cnn")
-    parser.add_argument("--steps", type=positive_int, default=6000, help="number of updates (default 6000)")
+    parser.add_argument("--steps", type=positive_int, default=None,
+                        help=f"number of updates (default {DEFAULT_STEPS}); with --resume, a larger number extends a "
+                             "finished or running --schedule constant run")
     parser.add_argument("--minutes", type=positive_float, default=None, help="optional wall-clock cap")
     parser.add_argument("--batch-size", type=positive_int, default=128)
     parser.add_argument("--lr", type=positive_float, default=2e-3)
@@ -71,7 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "clusters)")
     parser.add_argument("--aug-warmup", type=nonnegative_int, default=500,
                         help="steps over which the augmentation strength ramps from 0 to 1")
-    parser.add_argument("--energy-l2", type=nonnegative_float, default=GEDIWeights.energy_l2)
+    parser.add_argument("--energy-l2", type=nonnegative_float, default=GEDIWeights.energy_l2,
+                        help="penalty on the squared energies of data and samples (default %(default)s)")
+    parser.add_argument("--sample-energy-l2", type=nonnegative_float, default=None, metavar="W",
+                        help="a different penalty on the samples' squared energy (default: --energy-l2); with 0 "
+                             "the generative term keeps raising the energy where chains end, however high")
     parser.add_argument("--sgld-steps", type=positive_int, default=SGLDConfig.steps)
     parser.add_argument("--sgld-batch", type=positive_int, default=32, help="SGLD samples (negatives) per step")
     parser.add_argument("--sgld-step-size", type=positive_float, default=SGLDConfig.step_size)
@@ -97,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> dict:
+    requested_steps = args.steps
     args, checkpoint = begin_run(args, KIND)
+    args.steps = extended_steps(args, requested_steps, checkpoint)
     out = Path(args.out)
     seed_everything(args.seed)
     device = torch.device(args.device)
@@ -113,7 +122,7 @@ def run(args: argparse.Namespace) -> dict:
         load_weights(net, network_state(args.init, args.arch)[0], args.init, args.arch)
     net = net.to(device)
     weights = GEDIWeights(args.gen_weight, args.invariance_weight, args.prior_weight, args.energy_l2,
-                          args.prior_floor or 0.0)
+                          args.prior_floor or 0.0, args.sample_energy_l2)
     sgld = SGLDConfig(args.sgld_steps, args.sgld_step_size, args.sgld_noise, args.buffer_size, args.sgld_restart)
     generator = torch.Generator().manual_seed(args.seed)
     gedi = GEDIObjective(net, (1, 28, 28), GEDIWeights(**asdict(weights)), sgld, device, generator, args.sgld_batch)
@@ -124,6 +133,7 @@ def run(args: argparse.Namespace) -> dict:
                       max_steps=args.steps, minutes=args.minutes, drop_last=True,
                       checkpoint_every=args.checkpoint_every, log_every=args.log_every,
                       progress=not args.no_progress, description=f"gedi {args.dataset}")
+    saturation = SaturationMonitor(gen_floor(args.energy_l2, args.sample_energy_l2))
     trainer: Trainer
 
     def step(batch: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -133,13 +143,16 @@ def run(args: argparse.Namespace) -> dict:
         views = augment.warmed_up(t, args.aug_warmup)
         data_logits = net(images) if gedi.weights.gen > 0 else None  # only the data energy needs it
         terms = gedi(views(images, generator), views(images, generator), data_logits)
+        if terms.energies:
+            saturation.observe(float(terms.gen.detach()), terms.energies["data_energy"],
+                               terms.energies["sample_energy"])
         return {"loss": terms.total, **{k: v for k, v in terms.items().items() if k != "total"}}
 
     scheduler = None
     if args.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.steps, eta_min=args.lr / 100)
     trainer = Trainer(loop, n_train, step, {"net": net}, optimizer, generator, scheduler,
-                      {"replay_buffer": gedi.sampler.buffer},
+                      {"replay_buffer": gedi.sampler.buffer, "saturation": saturation},
                       run_info={"kind": KIND, "arch": args.arch, "args": dict(vars(args))})
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint)
@@ -153,8 +166,11 @@ def run(args: argparse.Namespace) -> dict:
         "steps": state.step,
         "train_seconds": state.seconds,
         **clusters,
+        "gen_saturation": saturation.summary(),
         "history": state.history,
     }
+    if (warning := saturation.warning()) is not None:
+        print(warning, file=sys.stderr)
     save_network(out / "mnist_net.pt", net, args.arch, KIND, cluster_to_label=clusters["cluster_to_label"])
     atomic_write_json(out / "results.json", results)
     from torchvision.utils import save_image
@@ -163,6 +179,22 @@ def run(args: argparse.Namespace) -> dict:
     save_sample_grids(net, out, sgld, args.sample_steps or fresh_chain_steps(args.sgld_steps, args.sgld_restart),
                       torch.Generator().manual_seed(args.seed), device)
     return results
+
+
+def extended_steps(args: argparse.Namespace, requested: int | None, checkpoint: dict | None) -> int:
+    """The run's update budget: ``--steps`` (default :data:`DEFAULT_STEPS`); on ``--resume``, the checkpointed run's,
+    unless ``--steps`` asks for more, which only a constant learning rate allows (a cosine schedule is laid out
+    over the original ``--steps``)."""
+    if checkpoint is None or requested is None or requested == args.steps:
+        return args.steps or DEFAULT_STEPS
+    done = int(checkpoint.get("step", 0))
+    if requested < max(done, args.steps or 0):
+        raise DataError(f"--resume --steps {requested}: the run in {args.out} was started for {args.steps} updates "
+                        f"and has done {done}; --steps may only extend it")
+    if args.schedule != "constant":
+        raise DataError(f"--resume --steps {requested}: only a --schedule constant run can be extended "
+                        f"(its cosine schedule is laid out over --steps {args.steps})")
+    return requested
 
 
 def gen_ramp(step: int, start: int, warmup: int) -> float:

@@ -172,7 +172,10 @@ class Trainer:
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         for name, obj in self.extra_state.items():
-            obj.load_state_dict(state["extra"][name])
+            if name in state.get("extra", {}):
+                obj.load_state_dict(state["extra"][name])
+            elif not getattr(obj, "optional_state", False):  # diagnostics added later may start afresh
+                raise NesyError(f"checkpoint has no {name!r} state")
         torch.set_rng_state(state["rng"]["torch"])
         self.generator.set_state(state["rng"]["generator"])
         if "cuda" in state["rng"] and torch.cuda.is_available():
