@@ -233,6 +233,7 @@ def _script(path: str):
     ("benchmarks/run.py", ["--dpl-max-n", "0"], "--dpl-max-n"),
     ("benchmarks/gedi_chain_length.py", ["--runs", ".", "--chain-steps", "40,0"], "--chain-steps"),
     ("benchmarks/gedi_vflip.py", ["--runs", ".", "--judge-steps", "0"], "--judge-steps"),
+    ("benchmarks/gedi_saturation.py", ["--runs", ".", "--window", "0"], "--window"),
 ])
 def test_other_commands_usage_errors(path, argv, needle, capsys):
     code, err = run_in_process(_script(path), argv, capsys)
@@ -256,6 +257,7 @@ def test_shortcut_study_without_pretrained_checkpoint(tmp_path, capsys):
     (["tasks/deepproblog_addition.py", "--data-dir", "{empty}", "--out", "{out}"], 1, "not found"),
     (["benchmarks/gedi_chain_length.py", "--runs", "{empty}", "--out", "{out}"], 1, "no run folders"),
     (["benchmarks/gedi_vflip.py", "--runs", "{empty}", "--out", "{out}"], 1, "no run folders"),
+    (["benchmarks/gedi_saturation.py", "--runs", "{empty}", "--out", "{out}"], 1, "no metrics.jsonl"),
 ])
 def test_scripts_exit_cleanly(argv, code, needle, tmp_path):
     (tmp_path / "empty").mkdir()

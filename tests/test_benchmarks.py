@@ -150,3 +150,21 @@ def test_vflip_benchmark_scores_runs_next_to_the_oracle(tmp_path):
     assert all(0 <= r["auroc"] <= 1 and len(r["by_digit"]) == 10 for r in rows)
     assert json.loads((tmp_path / "out" / "vflip.json").read_text())["rows"] == rows
     assert "| clusterer seed 3 | gradient_norm |" in (tmp_path / "out" / "vflip.md").read_text()
+
+
+def test_saturation_windows_find_where_the_generative_loss_sits_at_its_floor(tmp_path):
+    import json
+
+    bench = load_script("benchmarks/gedi_saturation.py")
+    run = tmp_path / "runs" / "a" / "seed0"
+    run.mkdir(parents=True)
+    gens = [0.0] * 3 + [1.0] * 100 + [-4.95] * 60 + [0.2] * 10 + [-4.9] * 130  # updates 1..303
+    run.joinpath("metrics.jsonl").write_text("".join(
+        json.dumps({"step": i + 1, "gen": g, "data_energy": -5.0, "sample_energy": 5.0}) + "\n"
+        for i, g in enumerate(gens)))
+    rows = bench.main(["--runs", str(tmp_path / "runs"), "--energy-l2", "0.1", "--out", str(tmp_path / "s.json")])
+    (row,) = rows
+    assert row["first_gen_update"] == 4
+    assert [w["fraction_at_floor"] for w in row["windows"]] == [0.0, 0.9, 1.0]  # from updates 4, 104, 204
+    assert row["saturated_from"] == 104 and row["last_fraction_at_floor"] == 1.0
+    assert json.loads((tmp_path / "s.json").read_text())["floor"] == -5.0
