@@ -127,6 +127,20 @@ def test_sample_l2_replaces_the_penalty_on_the_samples_energy_only():
     assert logged["sample_energy"] == pytest.approx(float(samples.mean()), abs=1e-5)
 
 
+def test_temperature_scales_the_clustering_terms_only():
+    torch.manual_seed(0)
+    net = MnistCNN()
+    x1, x2 = torch.rand(8, 1, 28, 28) * 2 - 1, torch.rand(8, 1, 28, 28) * 2 - 1
+    weights = GEDIWeights(gen=0.0, invariance=1.0, prior=1.0, temperature=0.1)
+    terms = GEDIObjective(net, (1, 28, 28), weights)(x1, x2)
+    with torch.no_grad():
+        f1, f2 = net(x1) / 0.1, net(x2) / 0.1
+    assert terms.invariance.item() == pytest.approx(invariance_loss(f1, f2).item(), rel=1e-5)
+    assert terms.prior.item() == pytest.approx(0.5 * (uniformity_loss(f1) + uniformity_loss(f2)).item(), rel=1e-5)
+    with pytest.raises(ValueError, match="temperature"):
+        GEDIObjective(net, (1, 28, 28), GEDIWeights(temperature=0.0))
+
+
 def test_augment_gives_independent_views_of_the_same_shape():
     x = torch.full((6, 1, 28, 28), -1.0)
     x[:, :, 10:18, 12:16] = 1.0

@@ -27,6 +27,9 @@ are not balanced) cost nothing, while emptying a cluster still costs without bou
 With ``sizes`` (a :class:`~.cluster_sizes.ClusterSizes`), the prior is ``KL(pi || pbar)`` to estimated,
 unequal cluster sizes ``pi`` instead of ``U`` (see :mod:`.cluster_sizes`).
 
+With ``temperature = T``, invariance and prior see ``p(y|x) = softmax(f(x) / T)`` (the authors'
+losses divide projector outputs by 0.1), while the energy stays ``-logsumexp f(x)``.
+
 The total is ``gen * L_gen + invariance * L_inv + prior * L_prior``.
 """
 
@@ -95,6 +98,7 @@ class GEDIWeights:
     energy_l2: float = 0.1
     prior_floor: float = 0.0  # > 0: the prior only keeps each cluster above prior_floor / K (see floor_loss)
     sample_l2: float | None = None  # the penalty on the samples' E^2; None: energy_l2
+    temperature: float = 1.0  # invariance and prior see p(y|x) = softmax(f(x) / temperature); the energy does not
 
 
 @dataclass
@@ -123,6 +127,8 @@ class GEDIObjective:
         self.negatives = negatives
         self.sizes = sizes
         self.weights = weights or GEDIWeights()
+        if self.weights.temperature <= 0:
+            raise ValueError(f"the clustering temperature must be positive, got {self.weights.temperature}")
         if sizes is not None and self.weights.prior_floor > 0:
             raise ValueError("the prior is either a floor (prior_floor) or estimated sizes, not both")
         self.sampler = SGLDSampler(lambda x: energy(network(x)), image_shape, sgld, device, generator)
@@ -148,13 +154,14 @@ class GEDIObjective:
             gen = (data.mean() - samples.mean() + w.energy_l2 * data.pow(2).mean()
                    + sample_l2 * samples.pow(2).mean())
             energies = {"data_energy": float(data.detach().mean()), "sample_energy": float(samples.detach().mean())}
-        invariance = invariance_loss(logits1, logits2) if w.invariance > 0 else zero
+        cluster1, cluster2 = logits1 / w.temperature, logits2 / w.temperature
+        invariance = invariance_loss(cluster1, cluster2) if w.invariance > 0 else zero
         prior = zero
         if w.prior > 0:
             log_sizes = self.sizes.log_sizes if self.sizes is not None else None
-            prior = 0.5 * (prior_loss(logits1, w.prior_floor, log_sizes)
-                           + prior_loss(logits2, w.prior_floor, log_sizes))
+            prior = 0.5 * (prior_loss(cluster1, w.prior_floor, log_sizes)
+                           + prior_loss(cluster2, w.prior_floor, log_sizes))
         if self.sizes is not None:
-            self.sizes.observe(logits1)
+            self.sizes.observe(cluster1)
         total = w.gen * gen + w.invariance * invariance + w.prior * prior
         return GEDITerms(total, gen, invariance, prior, energies)

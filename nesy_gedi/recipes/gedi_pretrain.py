@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gen-weight", type=nonnegative_float, default=GEDIWeights.gen)
     parser.add_argument("--invariance-weight", type=nonnegative_float, default=GEDIWeights.invariance)
     parser.add_argument("--prior-weight", type=nonnegative_float, default=GEDIWeights.prior)
+    parser.add_argument("--cluster-temperature", type=positive_float, default=1.0, metavar="T",
+                        help="the invariance and prior terms see softmax(f(x) / T): with T < 1, sharp clusters need "
+                             "T times smaller logit gaps (the energy -logsumexp f(x) is unchanged; default 1)")
     parser.add_argument("--prior-floor", type=unit_fraction, default=None, metavar="F",
                         help="replace the uniformity prior by a floor: each cluster must hold at least F/K of a "
                              "batch, larger clusters cost nothing (for classes of unequal frequency; default: uniform)")
@@ -122,7 +125,7 @@ def run(args: argparse.Namespace) -> dict:
         load_weights(net, network_state(args.init, args.arch)[0], args.init, args.arch)
     net = net.to(device)
     weights = GEDIWeights(args.gen_weight, args.invariance_weight, args.prior_weight, args.energy_l2,
-                          args.prior_floor or 0.0, args.sample_energy_l2)
+                          args.prior_floor or 0.0, args.sample_energy_l2, args.cluster_temperature)
     sgld = SGLDConfig(args.sgld_steps, args.sgld_step_size, args.sgld_noise, args.buffer_size, args.sgld_restart)
     generator = torch.Generator().manual_seed(args.seed)
     gedi = GEDIObjective(net, (1, 28, 28), GEDIWeights(**asdict(weights)), sgld, device, generator, args.sgld_batch)
