@@ -5,9 +5,8 @@ With energy penalties ``a`` on the data and ``b`` on the samples, the generative
 reached at ``E(x) = -1/(2a)`` and ``E(x') = +1/(2b)`` (``-5`` with data at ``-5`` and samples at
 ``+5`` for ``a = b = 0.1``). At the floor the loss's gradient with respect to both energies is
 zero: the SGLD chains have stopped reaching the data, and the term no longer trains the
-network. Every clustering run in the README that kept its clusters sat there from about 100
-updates after the term switched on; :class:`SaturationMonitor` reports it instead of leaving it
-to be found in the traces.
+network. The clustering runs in the README that kept their clusters sat there for most of their
+training; :class:`SaturationMonitor` reports it instead of leaving it to be found in the traces.
 """
 
 from __future__ import annotations
