@@ -3,7 +3,8 @@
 For every ``metrics.jsonl`` under the given run folders, from the first update with a non-zero
 generative loss on: the fraction of updates whose loss lies within 5% of its floor
 (``nesy_gedi.gedi.gen_floor``; see ``nesy_gedi/gedi/saturation.py``), per window of ``--window``
-updates, and the first update from which every later window is at least half saturated.
+updates, and the first update from which every later window is at least half saturated
+(``WARN_FRACTION``, the fraction at which ``gedi_pretrain.py`` warns).
 
     python benchmarks/gedi_saturation.py --runs runs/gedi_ebm --energy-l2 0.1 --out benchmarks/gedi/saturation.json
 """
@@ -19,6 +20,7 @@ from typing import Sequence
 from nesy_gedi.commands import nonnegative_float, positive_int, run_command
 from nesy_gedi.errors import DataError
 from nesy_gedi.gedi import SaturationMonitor, gen_floor
+from nesy_gedi.gedi.saturation import WARN_FRACTION
 
 
 def saturation_row(metrics: Path, floor: float, window: int) -> dict:
@@ -31,17 +33,16 @@ def saturation_row(metrics: Path, floor: float, window: int) -> dict:
     first = next((r["step"] for r in rows if r["gen"] != 0), None)
     if first is None:
         return {"run": str(metrics.parent), "first_gen_update": None, "windows": []}
-    windows = []
-    for start in range(first, rows[-1]["step"] + 1, window):
-        monitor = SaturationMonitor(floor, window)
-        for r in rows:
-            if start <= r["step"] < start + window:
-                monitor.observe(r["gen"], r.get("data_energy", float("nan")), r.get("sample_energy", float("nan")))
-        if monitor.rows:
-            windows.append({"from": start, **monitor.summary()})
+    monitors: dict[int, SaturationMonitor] = {}  # window start -> that window's updates, in one pass
+    for r in rows:
+        if r["step"] >= first:
+            start = first + (r["step"] - first) // window * window
+            monitors.setdefault(start, SaturationMonitor(floor, window)).observe(
+                r["gen"], r.get("data_energy", float("nan")), r.get("sample_energy", float("nan")))
+    windows = [{"from": start, **monitor.summary()} for start, monitor in sorted(monitors.items())]
     saturated_from = None
     for w in reversed(windows):
-        if w["fraction_at_floor"] < 0.5:
+        if w["fraction_at_floor"] < WARN_FRACTION:
             break
         saturated_from = w["from"]
     return {"run": str(metrics.parent), "first_gen_update": first, "saturated_from": saturated_from,

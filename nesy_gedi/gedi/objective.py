@@ -107,11 +107,11 @@ class GEDITerms:
     gen: torch.Tensor
     invariance: torch.Tensor
     prior: torch.Tensor
-    energies: dict[str, float] = field(default_factory=dict)  # mean data and sample energy, when gen > 0
+    energies: dict[str, torch.Tensor] = field(default_factory=dict)  # mean data and sample energy, when gen > 0
 
     def items(self) -> dict[str, float]:
-        return {**{k: float(getattr(self, k).detach()) for k in ("total", "gen", "invariance", "prior")},
-                **self.energies}
+        tensors = {**{k: getattr(self, k) for k in ("total", "gen", "invariance", "prior")}, **self.energies}
+        return {k: float(v.detach()) for k, v in tensors.items()}
 
 
 class GEDIObjective:
@@ -153,7 +153,7 @@ class GEDIObjective:
             sample_l2 = w.energy_l2 if w.sample_l2 is None else w.sample_l2
             gen = (data.mean() - samples.mean() + w.energy_l2 * data.pow(2).mean()
                    + sample_l2 * samples.pow(2).mean())
-            energies = {"data_energy": float(data.detach().mean()), "sample_energy": float(samples.detach().mean())}
+            energies = {"data_energy": data.detach().mean(), "sample_energy": samples.detach().mean()}
         cluster1, cluster2 = logits1 / w.temperature, logits2 / w.temperature
         invariance = invariance_loss(cluster1, cluster2) if w.invariance > 0 else zero
         prior = zero

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from collections import deque
 
+WARN_FRACTION = 0.5  # a window with at least this fraction of updates at the floor counts as saturated
+
 
 def gen_floor(energy_l2: float, sample_l2: float | None = None) -> float:
     """The least value of the generative loss: ``-1/(4a) - 1/(4b)``; ``-inf`` if a penalty is 0."""
@@ -55,7 +57,7 @@ class SaturationMonitor:
                 "mean_gen": sum(r[0] for r in self.rows) / n, "mean_data_energy": sum(r[1] for r in self.rows) / n,
                 "mean_sample_energy": sum(r[2] for r in self.rows) / n}
 
-    def warning(self, threshold: float = 0.5) -> str | None:
+    def warning(self, threshold: float = WARN_FRACTION) -> str | None:
         """A one-line warning when at least ``threshold`` of the window sat at the floor, else None."""
         s = self.summary()
         if not s or s["fraction_at_floor"] < threshold:

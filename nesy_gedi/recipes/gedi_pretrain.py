@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> dict:
                       max_steps=args.steps, minutes=args.minutes, drop_last=True,
                       checkpoint_every=args.checkpoint_every, log_every=args.log_every,
                       progress=not args.no_progress, description=f"gedi {args.dataset}")
-    saturation = SaturationMonitor(gen_floor(args.energy_l2, args.sample_energy_l2))
+    saturation = SaturationMonitor(gen_floor(weights.energy_l2, weights.sample_l2))
     trainer: Trainer
 
     def step(batch: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -146,10 +146,10 @@ def run(args: argparse.Namespace) -> dict:
         views = augment.warmed_up(t, args.aug_warmup)
         data_logits = net(images) if gedi.weights.gen > 0 else None  # only the data energy needs it
         terms = gedi(views(images, generator), views(images, generator), data_logits)
+        logged = terms.items()
         if terms.energies:
-            saturation.observe(float(terms.gen.detach()), terms.energies["data_energy"],
-                               terms.energies["sample_energy"])
-        return {"loss": terms.total, **{k: v for k, v in terms.items().items() if k != "total"}}
+            saturation.observe(logged["gen"], logged["data_energy"], logged["sample_energy"])
+        return {"loss": terms.total, **{k: v for k, v in logged.items() if k != "total"}}
 
     scheduler = None
     if args.schedule == "cosine":
@@ -191,7 +191,7 @@ def extended_steps(args: argparse.Namespace, requested: int | None, checkpoint: 
     if checkpoint is None or requested is None or requested == args.steps:
         return args.steps or DEFAULT_STEPS
     done = int(checkpoint.get("step", 0))
-    if requested < max(done, args.steps or 0):
+    if requested < max(done, args.steps):
         raise DataError(f"--resume --steps {requested}: the run in {args.out} was started for {args.steps} updates "
                         f"and has done {done}; --steps may only extend it")
     if args.schedule != "constant":
