@@ -168,3 +168,38 @@ def test_saturation_windows_find_where_the_generative_loss_sits_at_its_floor(tmp
     assert [w["fraction_at_floor"] for w in row["windows"]] == [0.0, 0.9, 1.0]  # from updates 4, 104, 204
     assert row["saturated_from"] == 104 and row["last_fraction_at_floor"] == 1.0
     assert json.loads((tmp_path / "s.json").read_text())["floor"] == -5.0
+
+
+def test_nmi_over_time_reads_checkpoints_and_network_files_in_update_order(tmp_path):
+    import json
+
+    from nesy_gedi.networks import EnergyCNN
+    from nesy_gedi.train.checkpoint import CHECKPOINT_FORMAT, VERSION, save_network
+    from nesy_gedi.train.evaluate import evaluate_clusters
+
+    run = tmp_path / "run"
+    run.mkdir()
+    nets = {}
+    for step in (20, 10):  # written out of order: rows come back by update
+        torch.manual_seed(step)
+        nets[step] = EnergyCNN()
+        with torch.no_grad():  # a random network puts every image in one cluster; sharper logits split them
+            nets[step].classifier[2].weight.mul_(50)
+            nets[step].classifier[2].bias.zero_()
+        torch.save({"format": CHECKPOINT_FORMAT, "version": VERSION, "kind": "gedi_pretrain", "arch": "ebm",
+                    "step": step, "modules": {"net": nets[step].state_dict()}}, run / f"snap_{step}.pt")
+    save_network(run / "mnist_net.pt", nets[20], "ebm", "gedi_pretrain")
+    script = load_script("benchmarks/gedi_nmi_over_time.py")
+    rows = script.main(["--checkpoints", str(run), "--device", "cpu", "--out", str(tmp_path / "nmi.json")])
+    assert [r["step"] for r in rows] == [None, 10, 20]
+    test = load_mnist("test")
+    for row, step in zip(rows[1:], (10, 20)):
+        assert row["nmi"] == pytest.approx(evaluate_clusters(nets[step], test, "cpu")["nmi"])
+    assert rows[0]["nmi"] == pytest.approx(rows[2]["nmi"])  # the network file of the last checkpoint's net
+    assert rows[1]["nmi"] != pytest.approx(rows[2]["nmi"])
+    assert json.loads((tmp_path / "nmi.json").read_text())["rows"] == rows
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no .pt files"):
+        script.main(["--checkpoints", str(tmp_path / "empty"), "--device", "cpu"])
+    with pytest.raises(DataError, match="architecture 'ebm'"):
+        script.main(["--checkpoints", str(run / "mnist_net.pt"), "--arch", "mnist_cnn", "--device", "cpu"])

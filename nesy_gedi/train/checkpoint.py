@@ -102,7 +102,8 @@ def save_network(path: str | Path, network: nn.Module, arch: str, kind: str, **e
 
 
 def network_state(path: str | Path, arch: str, map_location: str | torch.device = "cpu") -> tuple[dict, dict]:
-    """``(state_dict, metadata)`` of a network file, a training checkpoint or a raw state dict.
+    """``(state_dict, metadata)`` of a network file, a training checkpoint (whose metadata has its ``step``) or a
+    raw state dict.
 
     Raises :class:`DataError` if the file is none of these or holds another architecture.
     """
@@ -112,7 +113,7 @@ def network_state(path: str | Path, arch: str, map_location: str | torch.device 
         raise DataError(f"{path} holds a {type(state).__name__}, not network weights")
     fmt = state.get("format")
     if fmt == CHECKPOINT_FORMAT:
-        meta = {"arch": state.get("arch"), "kind": state.get("kind")}
+        meta = {"arch": state.get("arch"), "kind": state.get("kind"), "step": state.get("step")}
         weights = state.get("modules", {}).get("net")
     elif fmt == NETWORK_FORMAT:
         meta = {k: v for k, v in state.items() if k != "state_dict"}
