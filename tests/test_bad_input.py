@@ -234,6 +234,7 @@ def _script(path: str):
     ("benchmarks/gedi_chain_length.py", ["--runs", ".", "--chain-steps", "40,0"], "--chain-steps"),
     ("benchmarks/gedi_vflip.py", ["--runs", ".", "--judge-steps", "0"], "--judge-steps"),
     ("benchmarks/gedi_saturation.py", ["--runs", ".", "--window", "0"], "--window"),
+    ("benchmarks/gedi_nmi_over_time.py", ["--checkpoints", ".", "--arch", "nosuch"], "--arch"),
 ])
 def test_other_commands_usage_errors(path, argv, needle, capsys):
     code, err = run_in_process(_script(path), argv, capsys)
@@ -258,6 +259,8 @@ def test_shortcut_study_without_pretrained_checkpoint(tmp_path, capsys):
     (["benchmarks/gedi_chain_length.py", "--runs", "{empty}", "--out", "{out}"], 1, "no run folders"),
     (["benchmarks/gedi_vflip.py", "--runs", "{empty}", "--out", "{out}"], 1, "no run folders"),
     (["benchmarks/gedi_saturation.py", "--runs", "{empty}", "--out", "{out}"], 1, "no metrics.jsonl"),
+    (["benchmarks/gedi_nmi_over_time.py", "--checkpoints", "{empty}"], 1, "no .pt files"),
+    (["benchmarks/gedi_nmi_over_time.py", "--checkpoints", "{out}/none.pt"], 1, "does not exist"),
 ])
 def test_scripts_exit_cleanly(argv, code, needle, tmp_path):
     (tmp_path / "empty").mkdir()
