@@ -1,11 +1,12 @@
 """How did a GEDI run's clusters move during training?  NMI of every kept checkpoint on MNIST test.
 
+    python tasks/gedi_pretrain.py --snapshot-every 50 --out runs/x/seed0 ...
     python benchmarks/gedi_nmi_over_time.py --checkpoints runs/x/seed0/snapshots --out benchmarks/gedi/nmi.json
 
-Each ``--checkpoints`` entry is a training checkpoint or network file (``checkpoint.pt``, ``mnist_net.pt``) or a
-folder, whose ``*.pt`` files are all read. For every file: its update (a checkpoint's ``step``; ``None`` for a
-network file), NMI, matched accuracy and collapse on the test split of ``--dataset``, as ``gedi_pretrain.py``
-reports them at the end of a run. Rows are sorted by folder, then update.
+Each ``--checkpoints`` entry is a training checkpoint or network file (``checkpoint.pt``, ``mnist_net.pt``, a
+snapshot) or a folder, whose ``*.pt`` files are all read. For every file: its update (the ``step`` of a
+checkpoint or snapshot; ``None`` for a network file), NMI, matched accuracy and collapse on the test split of
+``--dataset``, as ``gedi_pretrain.py`` reports them at the end of a run. Rows are sorted by folder, then update.
 """
 
 from __future__ import annotations

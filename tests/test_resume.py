@@ -132,6 +132,19 @@ def test_non_finite_loss_stops_naming_step_and_term(tmp_path):
     assert all(torch.isfinite(v).all() for v in saved["modules"]["net"].values())
 
 
+def test_snapshots_need_an_output_folder(tmp_path):
+    trainer = _toy_trainer(tmp_path, lambda loss: {"loss": loss})
+    trainer.out = None
+    assert trainer.snapshot() == []
+    trainer.out = tmp_path
+    trainer.state.step = 12
+    (path,) = trainer.snapshot()
+    assert path == tmp_path / "snapshots" / "net_step0000012.pt"
+    from nesy_gedi.train.checkpoint import network_state
+    weights, meta = network_state(path, "toy_arch")  # the toy run names no architecture
+    assert meta["step"] == 12 and meta["kind"] == "toy" and set(weights) == {"weight", "bias"}
+
+
 def test_loop_counts_epochs_and_steps(tmp_path):
     trainer = _toy_trainer(tmp_path, lambda loss: {"loss": loss}, checkpoint_every=100)
     state = trainer.fit()
@@ -146,12 +159,26 @@ def test_resume_with_more_steps_extends_a_constant_schedule_run(tmp_path):
 
     common = ["--batch-size", "16", "--train-size", "64", "--gen-after", "2", "--sgld-steps", "2",
               "--sample-steps", "2", "--buffer-size", "64", "--checkpoint-every", "2", "--no-progress", "--device", "cpu"]
-    straight = gedi_pretrain.main(["--steps", "6", *common, "--out", str(tmp_path / "straight")])
-    gedi_pretrain.main(["--steps", "3", *common, "--out", str(tmp_path / "extended")])
-    extended = gedi_pretrain.main(["--steps", "6", "--resume", "--no-progress", "--out", str(tmp_path / "extended")])
+    straight = gedi_pretrain.main(["--steps", "6", *common, "--snapshot-every", "2", "--out", str(tmp_path / "straight")])
+    gedi_pretrain.main(["--steps", "3", *common, "--snapshot-every", "2", "--out", str(tmp_path / "extended")])
+    extended = gedi_pretrain.main(["--steps", "6", "--resume", "--no-progress", "--snapshot-every", "2",
+                                   "--out", str(tmp_path / "extended")])
     assert extended["steps"] == straight["steps"] == 6 and extended["args"]["steps"] == 6
     a = torch.load(tmp_path / "straight" / "mnist_net.pt", weights_only=True)
     b = torch.load(tmp_path / "extended" / "mnist_net.pt", weights_only=True)
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    # snapshots: the network alone at steps 2, 4, 6, the same in both runs; the last one is the final network
+    from nesy_gedi.train.checkpoint import network_state
+    for run in ("straight", "extended"):
+        names = sorted(p.name for p in (tmp_path / run / "snapshots").iterdir())
+        assert names == ["net_step0000002.pt", "net_step0000004.pt", "net_step0000006.pt"], names
+    for step in (2, 4, 6):
+        sa, meta = network_state(tmp_path / "straight" / "snapshots" / f"net_step{step:07d}.pt", "mnist_cnn")
+        sb, _ = network_state(tmp_path / "extended" / "snapshots" / f"net_step{step:07d}.pt", "mnist_cnn")
+        assert meta["step"] == step and meta["kind"] == "gedi_pretrain"
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert all(torch.equal(sa[k], a["state_dict"][k]) for k in sa)
+    assert not any(torch.equal(sa[k], network_state(tmp_path / "straight" / "snapshots" / "net_step0000002.pt",
+                                                   "mnist_cnn")[0][k]) for k in sa if k.endswith("weight"))
     with pytest.raises(Exception, match="may only extend"):
         gedi_pretrain.main(["--steps", "4", "--resume", "--out", str(tmp_path / "extended")])

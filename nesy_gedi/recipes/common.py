@@ -14,7 +14,8 @@ from ..train.checkpoint import load_checkpoint
 from ..train.loop import CHECKPOINT
 
 # flags that may differ between a run and its resumption (they do not change what is computed)
-RESUME_OVERRIDES = ("resume", "debug", "no_progress", "log_every", "device", "data_dir", "out", "checkpoint_every")
+RESUME_OVERRIDES = ("resume", "debug", "no_progress", "log_every", "device", "data_dir", "out", "checkpoint_every",
+                    "snapshot_every")
 
 
 def seed_everything(seed: int) -> None:

@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=nonnegative_int, default=0)
     parser.add_argument("--out", type=output_dir, default="runs/gedi_pretrain")
     parser.add_argument("--checkpoint-every", type=positive_int, default=1000, help="steps between checkpoints")
+    parser.add_argument("--snapshot-every", type=positive_int, default=None, metavar="STEPS",
+                        help="also keep the network's weights every STEPS updates in OUT/snapshots (0.8 MB each for "
+                             "--arch ebm), e.g. for benchmarks/gedi_nmi_over_time.py (default: none)")
     parser.add_argument("--resume", action="store_true", help="continue the run found in --out")
     parser.add_argument("--log-every", type=positive_int, default=100)
     parser.add_argument("--no-progress", action="store_true")
@@ -134,7 +137,8 @@ def run(args: argparse.Namespace) -> dict:
     steps_per_epoch = n_train // args.batch_size
     loop = LoopConfig(out=out, epochs=math.ceil(args.steps / steps_per_epoch), batch_size=args.batch_size,
                       max_steps=args.steps, minutes=args.minutes, drop_last=True,
-                      checkpoint_every=args.checkpoint_every, log_every=args.log_every,
+                      checkpoint_every=args.checkpoint_every, snapshot_every=args.snapshot_every,
+                      log_every=args.log_every,
                       progress=not args.no_progress, description=f"gedi {args.dataset}")
     saturation = SaturationMonitor(gen_floor(weights.energy_l2, weights.sample_l2))
     trainer: Trainer

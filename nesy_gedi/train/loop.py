@@ -11,6 +11,8 @@ the loop does the rest:
   at the end, atomically, with everything needed to continue bit for bit:
   networks, optimizer, scheduler, the torch and data RNG states, the epoch's
   order and position in it, extra state (e.g. GEDI's replay buffer);
+* optional snapshots: every ``snapshot_every`` steps each network's weights alone, kept
+  (``snapshots/<name>_step<N>.pt``), to follow a run over time after it ends;
 * SIGINT/SIGTERM: finish the step, save, raise :class:`Interrupted` with a hint;
 * ``metrics.jsonl``: one line per step (loss terms, learning rate, examples/s);
 * a tqdm bar on a terminal, otherwise one plain line every ``log_every`` steps.
@@ -34,10 +36,11 @@ from tqdm import tqdm
 
 from ..commands import Interrupted
 from ..errors import NesyError
-from .checkpoint import CHECKPOINT_FORMAT, VERSION, atomic_save
+from .checkpoint import CHECKPOINT_FORMAT, NETWORK_FORMAT, VERSION, atomic_save
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
+SNAPSHOTS = "snapshots"
 
 
 class NonFiniteLoss(NesyError):
@@ -65,6 +68,7 @@ class LoopConfig:
     minutes: float | None = None
     drop_last: bool = False
     checkpoint_every: int | None = None  # steps; None: at the end of every epoch
+    snapshot_every: int | None = None  # steps between kept copies of the networks' weights; None: none
     log_every: int = 100
     progress: bool = True
     description: str = "train"
@@ -161,6 +165,22 @@ class Trainer:
         if self.checkpoint_path is not None:
             atomic_save(self.state_dict(), self.checkpoint_path)
         return self.checkpoint_path
+
+    def snapshot(self) -> list[Path]:
+        """Keep each network's weights at this step as ``snapshots/<name>_step<N>.pt`` (a network file that
+        ``network_state`` reads, with the step); none without an output folder."""
+        if self.out is None:
+            return []
+        folder, step = self.out / SNAPSHOTS, self.state.step
+        folder.mkdir(parents=True, exist_ok=True)
+        info = {k: self.run_info[k] for k in ("arch", "kind") if k in self.run_info}
+        paths = []
+        for name, module in self.modules.items():
+            path = folder / f"{name}_step{step:07d}.pt"
+            atomic_save({"format": NETWORK_FORMAT, "version": VERSION, **info, "step": step,
+                         "state_dict": module.state_dict()}, path)
+            paths.append(path)
+        return paths
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from a checkpoint made by :meth:`state_dict` (validated by ``load_checkpoint``)."""
@@ -280,6 +300,8 @@ class Trainer:
                 if (c.checkpoint_every and since_checkpoint >= c.checkpoint_every) or end_of_epoch:
                     self.save()
                     since_checkpoint = 0
+                if c.snapshot_every and s.step % c.snapshot_every == 0:
+                    self.snapshot()
                 if self.after_step is not None:
                     self.after_step(s, values)
                 if self._stop_signal is not None:
