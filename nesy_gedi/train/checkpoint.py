@@ -95,8 +95,8 @@ def load_checkpoint(path: str | Path, kind: str, map_location: str | torch.devic
     return state
 
 
-def save_network(path: str | Path, network: nn.Module, arch: str, kind: str, **extra: Any) -> None:
-    """One network's weights with its architecture name (atomic)."""
+def save_network(path: str | Path, network: nn.Module, arch: str | None, kind: str | None, **extra: Any) -> None:
+    """One network's weights with its architecture name (atomic; ``None`` where the run names none)."""
     atomic_save({"format": NETWORK_FORMAT, "version": VERSION, "arch": arch, "kind": kind,
                  "state_dict": network.state_dict(), **extra}, path)
 

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from ..commands import Interrupted
 from ..errors import NesyError
-from .checkpoint import CHECKPOINT_FORMAT, NETWORK_FORMAT, VERSION, atomic_save
+from .checkpoint import CHECKPOINT_FORMAT, VERSION, atomic_save, save_network
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -173,13 +173,9 @@ class Trainer:
             return []
         folder, step = self.out / SNAPSHOTS, self.state.step
         folder.mkdir(parents=True, exist_ok=True)
-        info = {k: self.run_info[k] for k in ("arch", "kind") if k in self.run_info}
-        paths = []
-        for name, module in self.modules.items():
-            path = folder / f"{name}_step{step:07d}.pt"
-            atomic_save({"format": NETWORK_FORMAT, "version": VERSION, **info, "step": step,
-                         "state_dict": module.state_dict()}, path)
-            paths.append(path)
+        paths = [folder / f"{name}_step{step:07d}.pt" for name in self.modules]
+        for path, module in zip(paths, self.modules.values()):
+            save_network(path, module, self.run_info.get("arch"), self.run_info.get("kind"), step=step)
         return paths
 
     def load_state_dict(self, state: dict) -> None:
