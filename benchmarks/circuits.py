@@ -1,6 +1,6 @@
 """Circuit micro-benchmark for programs/multi_add.pl: size, compile and evaluation time.
 
-    python benchmarks/circuits.py --digits 1 2 4 8 15 30 --batch 256
+    python -m benchmarks.circuits --digits 1 2 4 8 15 30 --batch 256
 
 Writes benchmarks/circuits.json and benchmarks/circuits.png.
 """
@@ -19,12 +19,13 @@ from nesy_gedi import NeSyModel
 from nesy_gedi.commands import add_common_arguments, output_dir, positive_int, run_command
 from nesy_gedi.data.addition import addition_query
 from nesy_gedi.networks import OneHot
+from nesy_gedi.programs import program_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def measure(n: int, batch: int, repeats: int = 5) -> dict:
-    model = NeSyModel(ROOT / "programs" / "multi_add.pl", {"mnist_net": lambda x: x, "sum_digit": OneHot(10)})
+    model = NeSyModel(program_path("multi_add.pl"), {"mnist_net": lambda x: x, "sum_digit": OneHot(10)})
     query, xs, ys, zs = addition_query(n)
     start = time.perf_counter()
     compiled = model.compile(query, xs + ys + zs)

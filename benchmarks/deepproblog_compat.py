@@ -1,8 +1,8 @@
 """One DeepProbLog script, run twice: with ``deepproblog`` and with ``nesy_gedi.deepproblog`` imports.
 
-    python benchmarks/deepproblog_compat.py                  # N = 1 and 2
-    python benchmarks/deepproblog_compat.py --n-digits 1 --train-examples 3000 --test-examples 500
-    python benchmarks/deepproblog_compat.py --task list-sum --max-length 5
+    python -m benchmarks.deepproblog_compat                  # N = 1 and 2
+    python -m benchmarks.deepproblog_compat --n-digits 1 --train-examples 3000 --test-examples 500
+    python -m benchmarks.deepproblog_compat --task list-sum --max-length 5
 
 The script (``SCRIPT`` below) is written the way DeepProbLog's own
 ``examples/MNIST/addition.py`` is: ``Network(..., batching=True)``, ``Model``,
@@ -29,10 +29,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks.peers import deepproblog_with_mnist
 from nesy_gedi.commands import add_common_arguments, positive_int, run_command
 from nesy_gedi.data.mnist import resolve_data_dir
 from nesy_gedi.errors import DataError
-from nesy_gedi.peers import deepproblog_with_mnist
+from nesy_gedi.programs import program_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,7 +128,7 @@ def run_script(python: str, prefix: str, n: int, n_train: int, n_test: int, seed
         script = Path(tmp) / "script.py"
         script.write_text(source.format(P=prefix))
         command = [python, str(script), str(n), str(n_train), str(n_test), str(seed),
-                   str(ROOT / "programs" / program), str(Path(tmp) / "snapshot.pth")]
+                   str(program_path(program)), str(Path(tmp) / "snapshot.pth")]
         done = subprocess.run(command, capture_output=True, text=True, cwd=tmp, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
@@ -141,7 +142,7 @@ def run_script(python: str, prefix: str, n: int, n_train: int, n_test: int, seed
 
 def markdown(rows: list[dict], task: str = "addition") -> str:
     _, program, _ = TASKS[task]
-    command = "python benchmarks/deepproblog_compat.py" + ("" if task == "addition" else f" --task {task}")
+    command = "python -m benchmarks.deepproblog_compat" + ("" if task == "addition" else f" --task {task}")
     n = "N" if task == "addition" else "longest list"
     lines = [f"# One DeepProbLog script, two import prefixes ({task})", "",
              f"Made by `{command}`; same script, program (`programs/{program}`), seed,",

@@ -1,6 +1,6 @@
 """Train and evaluate DeepProbLog 2.1.0 on MNIST addition; prints one JSON line.
 
-Runs inside the separate DeepProbLog venv made by ``benchmarks/run.py`` (it
+Runs inside the separate DeepProbLog venv made by ``python -m benchmarks.run`` (it
 imports only deepproblog, torch and the standard library).  Uses DeepProbLog's
 own example program, network, data and training loop (Adam, lr 1e-3, batch 2,
 exact engine with its circuit cache), timing training, circuit construction

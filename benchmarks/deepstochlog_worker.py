@@ -1,6 +1,6 @@
 """Train and evaluate DeepStochLog 0.0.1 on MNIST addition; prints one JSON line.
 
-Runs inside the separate DeepStochLog venv made by ``benchmarks/run.py`` (it
+Runs inside the separate DeepStochLog venv made by ``python -m benchmarks.run`` (it
 imports only deepstochlog, torch, numpy and the standard library).  Set up as
 DeepStochLog's own ``examples/addition``: the grammar of
 ``deepstochlog_addition.pl``, its MNISTNet (the LeNet of DeepProbLog's

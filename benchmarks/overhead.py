@@ -3,7 +3,7 @@
 Both train the same MnistCNN with Adam on the same images (2 * N * batch digits per
 step); the NeSy step adds the leaf table, circuit forward and backward.
 
-    python benchmarks/overhead.py --n-digits 1 --batch-size 32 --steps 200
+    python -m benchmarks.overhead --n-digits 1 --batch-size 32 --steps 200
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from nesy_gedi.commands import add_common_arguments, positive_int, run_command
 from nesy_gedi.data import AdditionDataset, load_mnist
 from nesy_gedi.networks import MnistCNN
-from nesy_gedi.recipes.addition import batch_forward, build_model
+from nesy_gedi.recipes.addition_model import batch_forward, build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """nesy_gedi vs DeepProbLog 2.1.0 and DeepStochLog 0.0.1 on MNIST addition, on this machine, in one run.
 
-    python benchmarks/run.py                      # N = 1 and 2, one epoch each, both peers
-    python benchmarks/run.py --n-digits 1 2 4 --train-examples 3000 --test-examples 500 --skip-deepproblog
+    python -m benchmarks.run                      # N = 1 and 2, one epoch each, both peers
+    python -m benchmarks.run --n-digits 1 2 4 --train-examples 3000 --test-examples 500 --skip-deepproblog
 
 Each peer is installed by this script into its own venv (``--dpl-venv``,
 ``--dsl-venv``, default ``benchmarks/.deepproblog-venv``, ``.deepstochlog-venv``),
@@ -28,21 +28,21 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.overhead import measure as measure_overhead
+from benchmarks.peers import deepproblog_with_mnist, dsl_python
 from nesy_gedi import NeSyModel
 from nesy_gedi.commands import add_common_arguments, nonnegative_int, output_dir, positive_int, run_command
 from nesy_gedi.data import AdditionDataset, load_mnist
+from nesy_gedi.data.addition import addition_query
 from nesy_gedi.data.mnist import resolve_data_dir
 from nesy_gedi.errors import DataError
-from nesy_gedi.data.addition import add_digit_lists, addition_query
-from nesy_gedi.networks import MnistCNN, OneHot
-from nesy_gedi.peers import deepproblog_with_mnist, dsl_python
-from nesy_gedi.recipes import addition
-from nesy_gedi.train.checkpoint import load_weights, network_state
+from nesy_gedi.networks import OneHot
+from nesy_gedi.programs import program_path
+from nesy_gedi.recipes import addition, addition_model
+from nesy_gedi.train.checkpoint import load_network
 from nesy_gedi.train.evaluate import evaluate_addition
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from overhead import measure as measure_overhead  # noqa: E402  (a sibling script)
 
 def run_deepproblog(python: Path, n: int, train_examples: int | None, test_examples: int | None, seed: int) -> dict:
     command = [str(python), str(ROOT / "benchmarks" / "deepproblog_worker.py"), "--n-digits", str(n), "--seed", str(seed)]
@@ -107,7 +107,7 @@ def most_probable_sums(model: NeSyModel, net: torch.nn.Module, data: AdditionDat
 
 def logit_model(n: int) -> NeSyModel:
     """``multi_add.pl`` reading digit logits (identity network), its N-digit circuit compiled."""
-    model = NeSyModel(ROOT / "programs" / "multi_add.pl", {"mnist_net": torch.nn.Identity(), "sum_digit": OneHot(10)})
+    model = NeSyModel(program_path("multi_add.pl"), {"mnist_net": torch.nn.Identity(), "sum_digit": OneHot(10)})
     query, xs, ys, zs = addition_query(n)
     model.compile(query, xs + ys + zs)
     return model
@@ -149,12 +149,9 @@ def run_nesy_gedi(n: int, train_examples: int | None, test_examples: int | None,
         "digit_accuracy": results["digit_accuracy"],
     }
     # Exact test: the most probable sum under the program, among all candidate sums.
-    net = MnistCNN()
-    weights, _ = network_state(run_dir / "mnist_net.pt", "mnist_cnn")
-    load_weights(net, weights, run_dir / "mnist_net.pt", "mnist_cnn")
-    net.eval()
+    net = load_network(run_dir / "mnist_net.pt", "mnist_cnn").eval()
     test = AdditionDataset(load_mnist("test", data_dir), n, seed, test_examples)
-    model = addition.build_model(1, net) if n == 1 else logit_model(n)
+    model = addition_model.build_model(1, net) if n == 1 else logit_model(n)
     start = time.perf_counter()
     if n == 1:
         row["sum_accuracy_program"] = evaluate_through_program(model, test)
@@ -202,14 +199,14 @@ def markdown(rows: list[dict], limits: list[dict], circuits: list[dict] | None, 
                 lines.append(f"| {n} | {peer} | {ours['train_examples_per_s'] / theirs['train_examples_per_s']:,.1f}x "
                              f"| {ours['test_examples_per_s'] / theirs['test_examples_per_s']:,.0f}x |")
     if limits:
-        lines += ["", "Network-bound limit (`benchmarks/overhead.py`): a nesy_gedi training step vs the same CNN's "
+        lines += ["", "Network-bound limit (`python -m benchmarks.overhead`): a nesy_gedi training step vs the same CNN's "
                   "supervised cross-entropy step on the same images, median ms per batch:", "",
                   "| N | batch | NeSy step (ms) | supervised step (ms) | ratio |", "|---|---|---|---|---|"]
         for row in limits:
             lines.append(f"| {row['n_digits']} | {row['batch_size']} | {row['nesy_ms_per_batch']:.2f} "
                          f"| {row['supervised_ms_per_batch']:.2f} | {row['ratio']:.2f}x |")
     if circuits:
-        lines += ["", "## Circuits of programs/multi_add.pl (`python benchmarks/circuits.py`)", "",
+        lines += ["", "## Circuits of programs/multi_add.pl (`python -m benchmarks.circuits`)", "",
                   "| N | nodes | edges | compile (s) | forward+backward, batch 256 (ms) |", "|---|---|---|---|---|"]
         for c in circuits:
             lines.append(f"| {c['n_digits']} | {c['nodes']:,} | {c['edges']:,} | {c['compile_s']:.2f} | {c['forward_backward_s'] * 1e3:.0f} |")
@@ -248,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
 
     data_dir = resolve_data_dir(args.data_dir)
     if data_dir is None:
-        raise DataError("benchmarks/run.py needs MNIST on disk: pass --data-dir or set NESY_GEDI_DATA")
+        raise DataError("python -m benchmarks.run needs MNIST on disk: pass --data-dir or set NESY_GEDI_DATA")
     # read once here: a missing data file is reported before any peer is installed
     train_split, test_split = load_mnist("train", data_dir), load_mnist("test", data_dir)
     out = Path(args.out)
@@ -288,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
     (out / "results.json").write_text(json.dumps(results, indent=2))
     circuits_file = out / "circuits.json"
     circuits = json.loads(circuits_file.read_text()) if circuits_file.exists() else None
-    command = "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
     (out / "RESULTS.md").write_text(markdown(results["rows"], results["limits"], circuits, command.strip()))
     print(markdown(results["rows"], results["limits"], circuits, command.strip()))
 

@@ -20,11 +20,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .errors import NesyError
-
-
-class Interrupted(NesyError):
-    """A run was stopped by SIGINT/SIGTERM after saving its checkpoint."""
+from .errors import Interrupted, NesyError
 
 
 def _checked(kind: type, accept, requirement: str):

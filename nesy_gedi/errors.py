@@ -39,3 +39,7 @@ class InputError(NesyError):
 
 class DataError(NesyError):
     """A data set could not be found or read."""
+
+
+class Interrupted(NesyError):
+    """A run was stopped by SIGINT/SIGTERM after saving its checkpoint."""

@@ -12,39 +12,40 @@ from sklearn.metrics import confusion_matrix as _confusion_matrix
 from sklearn.metrics import f1_score, normalized_mutual_info_score
 
 
-def _np(x) -> np.ndarray:
+def as_numpy(x, dtype=None) -> np.ndarray:
+    """A torch tensor (any device) or array-like as a numpy array, cast to ``dtype`` if given."""
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
-    return np.asarray(x)
+    return np.asarray(x, dtype=dtype)
 
 
 def concept_accuracy(pred, labels) -> float:
-    pred, labels = _np(pred), _np(labels)
+    pred, labels = as_numpy(pred), as_numpy(labels)
     return float((pred == labels).mean())
 
 
 def macro_f1(pred, labels, n_classes: int) -> float:
-    return float(f1_score(_np(labels), _np(pred), labels=list(range(n_classes)), average="macro", zero_division=0))
+    return float(f1_score(as_numpy(labels), as_numpy(pred), labels=list(range(n_classes)), average="macro", zero_division=0))
 
 
 def weighted_f1(pred, labels, n_classes: int) -> float:
-    return float(f1_score(_np(labels), _np(pred), labels=list(range(n_classes)), average="weighted", zero_division=0))
+    return float(f1_score(as_numpy(labels), as_numpy(pred), labels=list(range(n_classes)), average="weighted", zero_division=0))
 
 
 def confusion_matrix(pred, labels, n_classes: int) -> np.ndarray:
     """``[true, predicted]`` counts."""
-    return _confusion_matrix(_np(labels), _np(pred), labels=list(range(n_classes)))
+    return _confusion_matrix(as_numpy(labels), as_numpy(pred), labels=list(range(n_classes)))
 
 
 def collapse(pred, n_classes: int) -> float:
     """Fraction of concept values that are never predicted (0: all used, (K-1)/K: one value)."""
-    used = np.unique(_np(pred))
+    used = np.unique(as_numpy(pred))
     return float(1.0 - len(used) / n_classes)
 
 
 def expected_calibration_error(probs, labels, n_bins: int = 15) -> float:
     """ECE with equal-width confidence bins: sum_b |B|/n * |accuracy(B) - confidence(B)|."""
-    probs, labels = _np(probs), _np(labels)
+    probs, labels = as_numpy(probs), as_numpy(labels)
     confidence, pred = probs.max(1), probs.argmax(1)
     correct = (pred == labels).astype(float)
     bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
@@ -57,7 +58,7 @@ def expected_calibration_error(probs, labels, n_bins: int = 15) -> float:
 
 
 def nmi(pred, labels) -> float:
-    return float(normalized_mutual_info_score(_np(labels), _np(pred)))
+    return float(normalized_mutual_info_score(as_numpy(labels), as_numpy(pred)))
 
 
 def cluster_matching(pred, labels, n_classes: int) -> np.ndarray:
@@ -72,12 +73,12 @@ def cluster_matching(pred, labels, n_classes: int) -> np.ndarray:
 def matched_accuracy(pred, labels, n_classes: int) -> float:
     """Accuracy after mapping each cluster to a label one-to-one (Hungarian)."""
     mapping = cluster_matching(pred, labels, n_classes)
-    return concept_accuracy(mapping[_np(pred)], labels)
+    return concept_accuracy(mapping[as_numpy(pred)], labels)
 
 
 def concept_report(probs, labels, n_classes: int | None = None, ece_bins: int = 15) -> dict:
     """All metrics for predicted concept probabilities ``[n, K]`` against true concepts ``[n]``."""
-    probs, labels = _np(probs), _np(labels)
+    probs, labels = as_numpy(probs), as_numpy(labels)
     k = n_classes or probs.shape[1]
     pred = probs.argmax(1)
     return {

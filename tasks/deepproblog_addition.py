@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from nesy_gedi.programs import program_path
 from nesy_gedi.commands import add_common_arguments, output_dir, positive_float, positive_int, run_command
 from nesy_gedi.deepproblog.dataset import DataLoader
 from nesy_gedi.deepproblog.engines import ExactEngine
@@ -66,7 +67,7 @@ def run(argv: list[str] | None = None) -> dict:
     network = MNIST_Net().to(args.device)
     net = Network(network, "mnist_net", batching=True)
     net.optimizer = torch.optim.Adam(network.parameters(), lr=args.lr)
-    model = Model(ROOT / "programs" / program, [net])
+    model = Model(program_path(program), [net])
     model.set_engine(ExactEngine(model), cache=True)
     model.add_tensor_source("train", MNIST_train)
     model.add_tensor_source("test", MNIST_test)

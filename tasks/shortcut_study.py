@@ -53,6 +53,9 @@ CONFIGS = {
     "nesy+pretrained+gedi+clusterhead+relabel": ["--pretrained", "{pretrained}", "--gedi-weight", "{gedi_weight}",
                                                  "--cluster-head", "--relabel"],
 }
+# the combined loss as the study measured it: full-strength GEDI views from the first update (flags in the
+# study's command line come later and override it)
+GEDI_STUDY_DEFAULTS = ["--aug-warmup", "0"]
 DEFAULT_CONFIGS = ["nesy", "nesy+pretrained", "nesy+gedi", "nesy+pretrained+gedi", "nesy+entropy"]
 
 
@@ -145,7 +148,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     continue
                 argv_run = ["--epochs", str(args.epochs), "--seed", str(seed), "--device", args.device,
                             "--out", str(run_dir), "--no-progress", *setting_args(setting, args.few_size),
-                            *[a.format(**values) for a in CONFIGS[config]], *extra]
+                            *[a.format(**values) for a in CONFIGS[config]], *GEDI_STUDY_DEFAULTS, *extra]
                 if args.test_size:
                     argv_run += ["--test-size", str(args.test_size)]
                 if args.data_dir:

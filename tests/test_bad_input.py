@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import importlib
 import os
 import subprocess
 import sys
@@ -83,12 +84,16 @@ USAGE = [
     (["--arch", "resnet"], "--arch"),
     (["--augment", "1.5"], "--augment"),
     (["--nesy-after", "-1"], "--nesy-after"),
-    (["--gedi-early-prior-weight", "-1"], "--gedi-early-prior-weight"),
+    (["--early-prior-weight", "-1"], "--early-prior-weight"),
     (["--gedi-views", "both"], "--gedi-views"),
-    (["--gedi-aug-warmup", "x"], "--gedi-aug-warmup"),
-    (["--gedi-prior-floor", "0"], "--gedi-prior-floor"),
-    (["--gedi-prior-floor", "1.5"], "--gedi-prior-floor"),
-    (["--gedi-estimate-sizes", "-1"], "--gedi-estimate-sizes"),
+    (["--aug-warmup", "x"], "--aug-warmup"),
+    (["--prior-floor", "-0.1"], "--prior-floor"),
+    (["--prior-floor", "1.5"], "--prior-floor"),
+    (["--preset", "nosuch"], "--preset"),
+    (["--preset", "gedi-ebm"], "preset gedi-ebm is for 'nesy-gedi pretrain'"),
+    (["--preset", "n100"], "preset n100 needs --pretrained"),
+    (["--config", "/no/such/file.toml"], "does not exist"),
+    (["--estimate-sizes", "-1"], "--estimate-sizes"),
 ]
 
 
@@ -156,13 +161,13 @@ def test_pairs_need_one_digit(tmp_path, capsys):
     assert_clean(code, err, 1, "--relabel-exhaustive needs --relabel and --n-digits 1")
     code, err = run_in_process(addition.main, ["--nesy-after", "10", "--out", str(tmp_path)], capsys)
     assert_clean(code, err, 1, "--nesy-after needs another loss term")
-    code, err = run_in_process(addition.main, ["--gedi-weight", "1", "--gedi-early-prior-weight", "1",
+    code, err = run_in_process(addition.main, ["--gedi-weight", "1", "--early-prior-weight", "1",
                                                "--out", str(tmp_path)], capsys)
-    assert_clean(code, err, 1, "--gedi-early-prior-weight needs --gedi-weight and --nesy-after")
-    code, err = run_in_process(addition.main, ["--gedi-estimate-sizes", "100", "--out", str(tmp_path)], capsys)
-    assert_clean(code, err, 1, "--gedi-estimate-sizes needs --gedi-weight")
-    code, err = run_in_process(addition.main, ["--gedi-weight", "1", "--gedi-estimate-sizes", "100",
-                                               "--gedi-prior-floor", "0.5", "--out", str(tmp_path)], capsys)
+    assert_clean(code, err, 1, "--early-prior-weight needs --gedi-weight and --nesy-after")
+    code, err = run_in_process(addition.main, ["--estimate-sizes", "100", "--out", str(tmp_path)], capsys)
+    assert_clean(code, err, 1, "--estimate-sizes needs --gedi-weight")
+    code, err = run_in_process(addition.main, ["--gedi-weight", "1", "--estimate-sizes", "100",
+                                               "--prior-floor", "0.5", "--out", str(tmp_path)], capsys)
     assert_clean(code, err, 1, "two different priors")
 
 
@@ -174,8 +179,9 @@ GEDI_USAGE = [
     (["--dataset", "cifar10"], "--dataset"),
     (["--lr", "inf"], "--lr"),
     (["--minutes", "-2"], "--minutes"),
-    (["--prior-floor", "0"], "--prior-floor"),
+    (["--prior-floor", "-0.1"], "--prior-floor"),
     (["--gen-warmup", "-1"], "--gen-warmup"),
+    (["--preset", "evenodd-labels"], "preset evenodd-labels is for 'nesy-gedi train'"),
 ]
 
 
@@ -219,22 +225,23 @@ def test_cli_bad_programs(tmp_path, capsys):
 
 
 # -- benchmarks and the shortcut study ---------------------------------------------------------------
-def _script(path: str):
-    return load_script(path).main
+def _script(name: str):
+    """A command's ``main``: a script of the repository (``tasks/x.py``) or a module (``benchmarks.run``)."""
+    return load_script(name).main if name.endswith(".py") else importlib.import_module(name).main
 
 
 @pytest.mark.parametrize("path,argv,needle", [
-    ("benchmarks/run.py", ["--n-digits", "0"], "--n-digits"),
-    ("benchmarks/overhead.py", ["--batch-size", "0"], "--batch-size"),
-    ("benchmarks/circuits.py", ["--digits", "-1"], "--digits"),
+    ("benchmarks.run", ["--n-digits", "0"], "--n-digits"),
+    ("benchmarks.overhead", ["--batch-size", "0"], "--batch-size"),
+    ("benchmarks.circuits", ["--digits", "-1"], "--digits"),
     ("tasks/shortcut_study.py", ["--seeds", "-1"], "--seeds"),
     ("tasks/shortcut_study.py", ["--settings", "nosuch"], "--settings"),
     ("tasks/shortcut_study.py", ["--concept-labels", "0"], "--concept-labels"),
-    ("benchmarks/run.py", ["--dpl-max-n", "0"], "--dpl-max-n"),
-    ("benchmarks/gedi_chain_length.py", ["--runs", ".", "--chain-steps", "40,0"], "--chain-steps"),
-    ("benchmarks/gedi_vflip.py", ["--runs", ".", "--judge-steps", "0"], "--judge-steps"),
-    ("benchmarks/gedi_saturation.py", ["--runs", ".", "--window", "0"], "--window"),
-    ("benchmarks/gedi_nmi_over_time.py", ["--checkpoints", ".", "--arch", "nosuch"], "--arch"),
+    ("benchmarks.run", ["--dpl-max-n", "0"], "--dpl-max-n"),
+    ("experiments.gedi.chain_length", ["--runs", ".", "--chain-steps", "40,0"], "--chain-steps"),
+    ("experiments.gedi.vflip", ["--runs", ".", "--judge-steps", "0"], "--judge-steps"),
+    ("experiments.gedi.saturation", ["--runs", ".", "--window", "0"], "--window"),
+    ("experiments.gedi.nmi_over_time", ["--checkpoints", ".", "--arch", "nosuch"], "--arch"),
 ])
 def test_other_commands_usage_errors(path, argv, needle, capsys):
     code, err = run_in_process(_script(path), argv, capsys)
@@ -253,14 +260,18 @@ def test_shortcut_study_without_pretrained_checkpoint(tmp_path, capsys):
     (["tasks/mnist_add.py", "--n-digits", "0"], 2, "--n-digits"),
     (["tasks/gedi_pretrain.py", "--data-dir", "{empty}"], 1, "not found"),
     (["-m", "nesy_gedi.cli", "{binary}"], 1, "not UTF-8"),
-    (["benchmarks/run.py", "--skip-deepproblog", "--data-dir", "{empty}", "--out", "{out}"], 1, "not found"),
-    (["benchmarks/deepproblog_compat.py", "--n-digits", "0"], 2, "--n-digits"),
+    (["-m", "nesy_gedi.cli", "run", "{binary}"], 1, "not UTF-8"),
+    (["-m", "nesy_gedi.cli", "train", "--n-digits", "0"], 2, "--n-digits"),
+    (["-m", "nesy_gedi.cli", "pretrain", "--data-dir", "{empty}"], 1, "not found"),
+    (["-m", "nesy_gedi.cli", "nosuch"], 2, "unknown command 'nosuch'"),
+    (["-m", "benchmarks.run", "--skip-deepproblog", "--data-dir", "{empty}", "--out", "{out}"], 1, "not found"),
+    (["-m", "benchmarks.deepproblog_compat", "--n-digits", "0"], 2, "--n-digits"),
     (["tasks/deepproblog_addition.py", "--data-dir", "{empty}", "--out", "{out}"], 1, "not found"),
-    (["benchmarks/gedi_chain_length.py", "--runs", "{empty}", "--out", "{out}"], 1, "no run folders"),
-    (["benchmarks/gedi_vflip.py", "--runs", "{empty}", "--out", "{out}"], 1, "no run folders"),
-    (["benchmarks/gedi_saturation.py", "--runs", "{empty}", "--out", "{out}"], 1, "no metrics.jsonl"),
-    (["benchmarks/gedi_nmi_over_time.py", "--checkpoints", "{empty}"], 1, "no .pt files"),
-    (["benchmarks/gedi_nmi_over_time.py", "--checkpoints", "{out}/none.pt"], 1, "does not exist"),
+    (["-m", "experiments.gedi.chain_length", "--runs", "{empty}", "--out", "{out}"], 1, "no run folders"),
+    (["-m", "experiments.gedi.vflip", "--runs", "{empty}", "--out", "{out}"], 1, "no run folders"),
+    (["-m", "experiments.gedi.saturation", "--runs", "{empty}", "--out", "{out}"], 1, "no metrics.jsonl"),
+    (["-m", "experiments.gedi.nmi_over_time", "--checkpoints", "{empty}"], 1, "no .pt files"),
+    (["-m", "experiments.gedi.nmi_over_time", "--checkpoints", "{out}/none.pt"], 1, "does not exist"),
 ])
 def test_scripts_exit_cleanly(argv, code, needle, tmp_path):
     (tmp_path / "empty").mkdir()
@@ -274,7 +285,7 @@ def test_scripts_exit_cleanly(argv, code, needle, tmp_path):
 
 def test_benchmark_without_swipl_says_so(tmp_path):
     env = {**os.environ, "PATH": str(Path(PY).parent), "NESY_GEDI_DATA": str(DATA)}
-    done = subprocess.run([PY, "benchmarks/run.py", "--skip-deepproblog", "--out", str(tmp_path)], cwd=ROOT,
+    done = subprocess.run([PY, "-m", "benchmarks.run", "--skip-deepproblog", "--out", str(tmp_path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert "swipl" in done.stderr and "--skip-deepstochlog" in done.stderr, done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
 
 import numpy as np
@@ -12,12 +13,11 @@ from nesy_gedi.data import AdditionDataset, load_mnist
 from nesy_gedi.errors import DataError
 from nesy_gedi.networks import MnistCNN
 
-from .scripts import load_script
 
 
 def test_most_probable_sum_equals_enumeration():
     """N=2: scoring every candidate sum through multi_add.pl gives the argmax of P(sum) by enumeration."""
-    run = load_script("benchmarks/run.py")
+    run = importlib.import_module("benchmarks.run")
     torch.manual_seed(0)
     net = MnistCNN().eval()
     data = AdditionDataset(load_mnist("test"), n_digits=2, seed=0, size=4)
@@ -34,7 +34,7 @@ def test_most_probable_sum_equals_enumeration():
 
 def test_missing_meta_program_is_reported(tmp_path, monkeypatch):
     """DeepStochLog's missing data file: a given path that does not exist is named."""
-    from nesy_gedi import peers
+    from benchmarks import peers
 
     package = tmp_path / "site" / "deepstochlog"
     package.mkdir(parents=True)
@@ -53,7 +53,7 @@ def test_missing_meta_program_is_reported(tmp_path, monkeypatch):
 
 
 def test_frechet_distance_matches_the_closed_form_for_gaussians():
-    unification = load_script("benchmarks/gedi_unification.py")
+    unification = importlib.import_module("experiments.gedi.unification")
     generator = torch.Generator().manual_seed(0)
     a = torch.randn(20000, 3, generator=generator).double().numpy()
     b = (torch.randn(20000, 3, generator=generator).double() * 2 + 1).numpy()
@@ -63,14 +63,14 @@ def test_frechet_distance_matches_the_closed_form_for_gaussians():
 
 
 def test_fresh_chain_length_follows_short_run_training():
-    unification = load_script("benchmarks/gedi_unification.py")
+    unification = importlib.import_module("experiments.gedi.unification")
     assert unification.run_chain_steps({"sgld_steps": 40, "sgld_restart": 1.0}) == 40
     assert unification.run_chain_steps({"sgld_steps": 10, "sgld_restart": 0.05}) == 200
     assert unification.chain_steps("run") == "run" and unification.chain_steps("7") == 7
 
 
 def test_conditional_sample_agreement_and_per_digit_flip_auroc():
-    unification = load_script("benchmarks/gedi_unification.py")
+    unification = importlib.import_module("experiments.gedi.unification")
 
     class PixelJudge(torch.nn.Module):  # reads the digit from the first pixel
         def forward(self, x):
@@ -103,17 +103,15 @@ def test_chain_length_sweep_scores_each_run_and_length_on_the_same_noise(tmp_pat
     torch.manual_seed(0)
     save_network(run / "mnist_net.pt", EnergyCNN(), "ebm", "gedi_pretrain")
     (run / "results.json").write_text(json.dumps({"args": {"arch": "ebm"}}))
-    sweep = load_script("benchmarks/gedi_chain_length.py")
+    sweep = importlib.import_module("experiments.gedi.chain_length")
     rows = sweep.main(["--runs", str(tmp_path / "runs"), "--chain-steps", "1,3", "--samples", "30",
                        "--judge-steps", "3", "--device", "cpu", "--out", str(tmp_path / "out")])
     assert [(r["config"], r["seed"], r["chain_steps"]) for r in rows] == [("gen_sr", "seed0", 1), ("gen_sr", "seed0", 3)]
     assert all(0 <= r["confident_fraction"] <= 1 and r["frechet"] > 0 for r in rows)
     # energies: MNIST test's under the run's network, and the samples' (SGLD lowers it along the chain)
     from nesy_gedi.data import load_mnist
-    from nesy_gedi.networks import build_network
-    from nesy_gedi.train.checkpoint import load_weights, network_state
-    net = build_network("ebm")
-    load_weights(net, network_state(run / "mnist_net.pt", "ebm")[0], run, "ebm")
+    from nesy_gedi.train.checkpoint import load_network
+    net = load_network(run / "mnist_net.pt")
     with torch.no_grad():
         expected = float(-torch.logsumexp(net.eval()(load_mnist("test").normalized()), 1).mean())
     assert rows[0]["data_energy"] == rows[1]["data_energy"] == pytest.approx(expected, rel=1e-4)
@@ -142,7 +140,7 @@ def test_vflip_benchmark_scores_runs_next_to_the_oracle(tmp_path):
     torch.manual_seed(0)
     save_network(run / "mnist_net.pt", EnergyCNN(), "ebm", "gedi_pretrain")
     (run / "results.json").write_text(json.dumps({"args": {"arch": "ebm", "seed": 3}, "nmi": 0.5}))
-    vflip = load_script("benchmarks/gedi_vflip.py")
+    vflip = importlib.import_module("experiments.gedi.vflip")
     rows = vflip.main(["--runs", str(tmp_path / "runs"), "--judge-steps", "3", "--device", "cpu",
                        "--out", str(tmp_path / "out")])
     assert [r["score"] for r in rows] == ["log-odds upright", "energy", "energy", "gradient_norm", "max_softmax"]
@@ -155,7 +153,7 @@ def test_vflip_benchmark_scores_runs_next_to_the_oracle(tmp_path):
 def test_saturation_windows_find_where_the_generative_loss_sits_at_its_floor(tmp_path):
     import json
 
-    bench = load_script("benchmarks/gedi_saturation.py")
+    bench = importlib.import_module("experiments.gedi.saturation")
     run = tmp_path / "runs" / "a" / "seed0"
     run.mkdir(parents=True)
     gens = [0.0] * 3 + [1.0] * 100 + [-4.95] * 60 + [0.2] * 10 + [-4.9] * 130  # updates 1..303
@@ -189,7 +187,7 @@ def test_nmi_over_time_reads_checkpoints_and_network_files_in_update_order(tmp_p
         torch.save({"format": CHECKPOINT_FORMAT, "version": VERSION, "kind": "gedi_pretrain", "arch": "ebm",
                     "step": step, "modules": {"net": nets[step].state_dict()}}, run / f"snap_{step}.pt")
     save_network(run / "mnist_net.pt", nets[20], "ebm", "gedi_pretrain")
-    script = load_script("benchmarks/gedi_nmi_over_time.py")
+    script = importlib.import_module("experiments.gedi.nmi_over_time")
     rows = script.main(["--checkpoints", str(run), "--device", "cpu", "--out", str(tmp_path / "nmi.json")])
     assert [r["step"] for r in rows] == [None, 10, 20]
     test = load_mnist("test")

@@ -79,7 +79,7 @@ def test_native_and_torch_paths_agree_on_a_compiled_program(monkeypatch) -> None
     if kernels.circuit_kernels() is None:
         pytest.skip("no C compiler: the native kernels are unavailable")
     from nesy_gedi.data.addition import addition_query
-    from nesy_gedi.recipes.addition import build_model
+    from nesy_gedi.recipes.addition_model import build_model
 
     query, xs, ys, zs = addition_query(2)
     model = build_model(2, torch.nn.Flatten())

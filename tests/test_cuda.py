@@ -13,8 +13,8 @@ from nesy_gedi.augment import DigitAugment
 from nesy_gedi.data import AdditionDataset, load_mnist
 from nesy_gedi.gedi import GEDIObjective, GEDIWeights, SGLDConfig
 from nesy_gedi.networks import build_network
-from nesy_gedi.recipes import addition, gedi_pretrain
-from nesy_gedi.train.checkpoint import load_weights, network_state
+from nesy_gedi.recipes import addition, addition_model, gedi_pretrain
+from nesy_gedi.train.checkpoint import load_network
 from nesy_gedi.train.evaluate import predict_split
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -26,11 +26,11 @@ def test_circuit_on_cuda_equals_cpu(n_digits):
     torch.manual_seed(0)
     data = AdditionDataset(load_mnist("test"), n_digits=n_digits, seed=0, size=64)
     examples = torch.arange(64)
-    model = addition.build_model(n_digits, torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).double())
+    model = addition_model.build_model(n_digits, torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).double())
     images = data.images(examples, "cpu").double()
-    cpu = addition.batch_forward(model, data, examples, "cpu", images)[0]
+    cpu = addition_model.batch_forward(model, data, examples, "cpu", images)[0]
     model.to(CUDA)
-    gpu = addition.batch_forward(model, data, examples, CUDA, images.to(CUDA))[0]
+    gpu = addition_model.batch_forward(model, data, examples, CUDA, images.to(CUDA))[0]
     assert gpu.device.type == "cuda"
     assert torch.allclose(gpu.cpu(), cpu, atol=1e-9, rtol=1e-9)
 
@@ -52,9 +52,7 @@ def test_addition_trains_on_cuda_and_its_files_load_on_cpu(tmp_path):
     results = addition.main(["--device", "cuda", "--n-digits", "2", "--train-size", "6000", "--test-size", "1000",
                              "--epochs", "2", "--out", str(tmp_path), "--no-progress"])
     assert results["digit_accuracy"] > 0.9 and results["sum_accuracy"] > 0.7
-    weights, _ = network_state(tmp_path / "mnist_net.pt", "mnist_cnn")  # map_location cpu
-    net = build_network("mnist_cnn", 10)
-    load_weights(net, weights, tmp_path / "mnist_net.pt", "mnist_cnn")
+    net = load_network(tmp_path / "mnist_net.pt")  # map_location cpu
     test = load_mnist("test")
     accuracy = (predict_split(net, test, "cpu").argmax(1) == test.labels).float().mean()
     assert float(accuracy) > 0.9
@@ -64,7 +62,7 @@ def test_addition_trains_on_cuda_and_its_files_load_on_cpu(tmp_path):
 
 def test_gedi_pretraining_on_cuda_leaves_the_saddle(tmp_path):
     results = gedi_pretrain.main(["--device", "cuda", "--steps", "1200", "--gen-after", "800", "--sgld-steps", "5",
-                                  "--buffer-size", "2000", "--out", str(tmp_path), "--no-progress", "--seed", "0"])
+                                  "--sgld-buffer-size", "2000", "--out", str(tmp_path), "--no-progress", "--seed", "0"])
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     late = [line["invariance"] for line in lines[-100:]]
     assert sum(late) / len(late) < 0.8 * math.log(10)

@@ -58,11 +58,16 @@ def test_objective_uses_the_floor_prior():
         assert float(floor.prior) == pytest.approx(float(floor_loss(net(x), 0.5)), rel=1e-5)
 
 
-def test_generative_weight_ramp():
-    from nesy_gedi.recipes.gedi_pretrain import gen_ramp
+def test_weight_schedule_ramps_the_generative_term_and_switches_the_prior():
+    from nesy_gedi.gedi.schedule import WeightSchedule
 
-    assert [gen_ramp(t, 10, 0) for t in (0, 9, 10, 500)] == [0.0, 0.0, 1.0, 1.0]
-    assert [gen_ramp(t, 10, 4) for t in (9, 10, 11, 12, 13, 14, 100)] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    base = GEDIWeights(gen=2.0, prior=5.0)
+    at_once, ramped = WeightSchedule(base, gen_after=10), WeightSchedule(base, gen_after=10, gen_warmup=4)
+    assert [at_once.at(t).gen for t in (0, 9, 10, 500)] == [0.0, 0.0, 2.0, 2.0]
+    assert [ramped.at(t).gen for t in (9, 10, 11, 12, 13, 14, 100)] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.0, 2.0]
+    early = WeightSchedule(base, early_prior=1.0, early_until=3)
+    assert [early.at(t).prior for t in (0, 2, 3, 9)] == [1.0, 1.0, 5.0, 5.0]
+    assert early.at(0).invariance == base.invariance and base.gen == 2.0 and base.prior == 5.0  # base unchanged
 
 
 def test_invariance_is_symmetric_and_trains_both_views():

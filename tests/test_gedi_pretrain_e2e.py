@@ -2,7 +2,6 @@
 
 import json
 import math
-from pathlib import Path
 
 import torch
 
@@ -10,12 +9,12 @@ from nesy_gedi.data import load_mnist
 from nesy_gedi.gedi import auroc, energy_scores
 from nesy_gedi.networks import MnistCNN
 from nesy_gedi.recipes import gedi_pretrain
-from nesy_gedi.train.checkpoint import load_weights, network_state
+from nesy_gedi.train.checkpoint import load_network, network_state
 
 
 def test_pretraining_leaves_the_saddle_clusters_digits_and_models_data(tmp_path):
     results = gedi_pretrain.main([
-        "--steps", "1200", "--gen-after", "800", "--sgld-steps", "5", "--buffer-size", "2000",
+        "--steps", "1200", "--gen-after", "800", "--sgld-steps", "5", "--sgld-buffer-size", "2000",
         "--out", str(tmp_path), "--no-progress", "--seed", "0",
     ])
     assert results["steps"] == 1200
@@ -33,9 +32,9 @@ def test_pretraining_leaves_the_saddle_clusters_digits_and_models_data(tmp_path)
         assert math.isclose(saturation[key], sum(line[logged] for line in lines[-100:]) / 100, rel_tol=1e-6)
     at_floor = sum(line["gen"] <= -5.0 + 0.25 for line in lines[-100:]) / 100
     assert math.isclose(saturation["fraction_at_floor"], at_floor)
-    net = MnistCNN()
-    weights, meta = network_state(tmp_path / "mnist_net.pt", "mnist_cnn")
-    load_weights(net, weights, tmp_path / "mnist_net.pt", "mnist_cnn")
+    net = load_network(tmp_path / "mnist_net.pt")
+    assert isinstance(net, MnistCNN)
+    _, meta = network_state(tmp_path / "mnist_net.pt", "mnist_cnn")
     assert sorted(meta["cluster_to_label"]) == list(range(10))
     assert json.loads((tmp_path / "results.json").read_text())["nmi"] == results["nmi"]
     assert (tmp_path / "sgld_samples.png").stat().st_size > 1000

@@ -10,7 +10,7 @@ from nesy_gedi import DataError, InputError, NeSyModel, UnknownNetworkError
 from nesy_gedi.data import AdditionDataset, load_mnist
 from nesy_gedi.gedi import GEDIObjective
 from nesy_gedi.networks import MnistCNN
-from nesy_gedi.recipes import addition
+from nesy_gedi.recipes import addition, addition_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,9 +35,8 @@ def test_single_digit_addition_learns_digits(tmp_path):
 
 def test_two_digit_circuit_probability_is_consistent():
     data = AdditionDataset(load_mnist("test"), n_digits=2, seed=1, size=8)
-    task = load_task()
-    model = task.build_model(2, MnistCNN())
-    logp = task.batch_forward(model, data, torch.arange(8), "cpu")[0]
+    model = addition_model.build_model(2, MnistCNN())
+    logp = addition_model.batch_forward(model, data, torch.arange(8), "cpu")[0]
     assert logp.shape == (8,) and bool((logp < 0).all()) and bool(torch.isfinite(logp).all())
 
 
@@ -123,7 +122,7 @@ def test_combined_gedi_and_entropy_losses_run_and_are_logged(tmp_path):
 
 def test_nesy_after_leaves_the_nesy_loss_out_of_the_first_steps(tmp_path):
     addition.main(["--pairs", "evenodd", "--train-size", "192", "--test-size", "50", "--gedi-weight", "1",
-                   "--sgld-steps", "2", "--nesy-after", "3", "--gedi-aug-warmup", "2", "--epochs", "1",
+                   "--sgld-steps", "2", "--nesy-after", "3", "--aug-warmup", "2", "--epochs", "1",
                    "--out", str(tmp_path), "--no-progress"])
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 6
@@ -136,8 +135,8 @@ def test_query_result_rows_belong_to_their_inputs():
     """Row c * batch + b of QueryResult.logits is call c on element b, and network_inputs gives that input."""
     data = AdditionDataset(load_mnist("test"), n_digits=2, seed=0, size=5)
     net = MnistCNN()
-    model = addition.build_model(2, net)
-    _, result, inputs = addition.batch_forward(model, data, torch.arange(5), "cpu")
+    model = addition_model.build_model(2, net)
+    _, result, inputs = addition_model.batch_forward(model, data, torch.arange(5), "cpu")
     rows = result.network_inputs("mnist_net", inputs)
     assert rows.shape == (5 * 4, 1, 28, 28)
     with torch.no_grad():
@@ -253,7 +252,7 @@ def test_gedi_views_choose_the_first_view(tmp_path, monkeypatch, views):
 
 def test_early_prior_weight_holds_until_nesy_after(tmp_path):
     addition.main(["--pairs", "evenodd", "--train-size", "192", "--test-size", "50", "--gedi-weight", "1",
-                   "--gedi-gen-weight", "0", "--gedi-prior-weight", "5", "--gedi-early-prior-weight", "1",
+                   "--gen-weight", "0", "--prior-weight", "5", "--early-prior-weight", "1",
                    "--nesy-after", "3", "--epochs", "1", "--out", str(tmp_path), "--no-progress"])
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 6
@@ -265,7 +264,7 @@ def test_early_prior_weight_holds_until_nesy_after(tmp_path):
 
 def test_clusters_are_named_once_where_the_nesy_loss_starts(tmp_path):
     results = addition.main(["--pairs", "evenodd", "--train-size", "192", "--test-size", "50", "--gedi-weight", "1",
-                             "--gedi-gen-weight", "0", "--cluster-head", "--relabel", "--relabel-exhaustive",
+                             "--gen-weight", "0", "--cluster-head", "--relabel", "--relabel-exhaustive",
                              "--nesy-after", "3", "--epochs", "1", "--out", str(tmp_path), "--no-progress"])
     naming = results["naming_at_nesy_start"]  # step 3 is inside the epoch: named there, before update 4
     assert sorted(naming["cluster_naming"]) == list(range(10)) and "relabel_order" in naming

@@ -8,7 +8,7 @@ from nesy_gedi.data import AdditionDataset, load_mnist
 from nesy_gedi.data.shortcuts import pair_filter
 from nesy_gedi.networks import MnistCNN
 from nesy_gedi.data.mnist import MEAN as MNIST_MEAN, STD as MNIST_STD, MnistSplit
-from nesy_gedi.recipes.addition import name_clusters_by_training_sums, training_sum_objective
+from nesy_gedi.recipes.addition_relabel import name_clusters_by_training_sums, training_sum_objective
 from nesy_gedi.relabel import (all_permutations, best_renamings_by_counts, relabel_outputs, renaming_moves,
                                search_relabelling, set_cluster_permutation, sum_counts)
 

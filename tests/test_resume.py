@@ -21,7 +21,7 @@ PY = sys.executable
 MNIST_ADD = ["tasks/mnist_add.py", "--train-size", "3000", "--test-size", "300", "--epochs", "2",
              "--checkpoint-every", "9", "--no-progress", "--device", "cpu", "--seed", "3"]
 GEDI = ["tasks/gedi_pretrain.py", "--steps", "60", "--batch-size", "64", "--train-size", "1000",
-        "--gen-after", "20", "--aug-warmup", "10", "--sgld-steps", "3", "--buffer-size", "300",
+        "--gen-after", "20", "--aug-warmup", "10", "--sgld-steps", "3", "--sgld-buffer-size", "300",
         "--checkpoint-every", "7", "--no-progress", "--device", "cpu", "--seed", "1"]
 
 
@@ -158,7 +158,7 @@ def test_resume_with_more_steps_extends_a_constant_schedule_run(tmp_path):
     from nesy_gedi.recipes import gedi_pretrain
 
     common = ["--batch-size", "16", "--train-size", "64", "--gen-after", "2", "--sgld-steps", "2",
-              "--sample-steps", "2", "--buffer-size", "64", "--checkpoint-every", "2", "--no-progress", "--device", "cpu"]
+              "--sample-steps", "2", "--sgld-buffer-size", "64", "--checkpoint-every", "2", "--no-progress", "--device", "cpu"]
     straight = gedi_pretrain.main(["--steps", "6", *common, "--snapshot-every", "2", "--out", str(tmp_path / "straight")])
     gedi_pretrain.main(["--steps", "3", *common, "--snapshot-every", "2", "--out", str(tmp_path / "extended")])
     extended = gedi_pretrain.main(["--steps", "6", "--resume", "--no-progress", "--snapshot-every", "2",

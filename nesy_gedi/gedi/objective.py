@@ -88,17 +88,29 @@ def prior_loss(logits: torch.Tensor, floor: float = 0.0, log_sizes: torch.Tensor
     return floor_loss(logits, floor) if floor > 0 else uniformity_loss(logits)
 
 
+def _flag(name: str, help: str, experimental: bool = False, **extra) -> dict:
+    """Field metadata: the command-line flag of a setting (see :mod:`nesy_gedi.recipes.flags`)."""
+    return {"flag": name, "help": help, "experimental": experimental, **extra}
+
+
 @dataclass
 class GEDIWeights:
-    """Term weights; the defaults are those tuned for MNIST (``tasks/gedi_pretrain.py``)."""
+    """Term weights; the defaults are those tuned for MNIST (``nesy-gedi pretrain``)."""
 
-    gen: float = 0.1
-    invariance: float = 1.0
-    prior: float = 5.0
-    energy_l2: float = 0.1
-    prior_floor: float = 0.0  # > 0: the prior only keeps each cluster above prior_floor / K (see floor_loss)
-    sample_l2: float | None = None  # the penalty on the samples' E^2; None: energy_l2
-    temperature: float = 1.0  # invariance and prior see p(y|x) = softmax(f(x) / temperature); the energy does not
+    gen: float = field(default=0.1, metadata=_flag("--gen-weight", "weight of the generative term"))
+    invariance: float = field(default=1.0, metadata=_flag("--invariance-weight", "weight of the invariance term"))
+    prior: float = field(default=5.0, metadata=_flag("--prior-weight", "weight of the uniformity prior"))
+    energy_l2: float = field(default=0.1, metadata=_flag(
+        "--energy-l2", "penalty on the squared energies of data and samples"))
+    prior_floor: float = field(default=0.0, metadata=_flag(
+        "--prior-floor", "> 0: the prior only keeps each cluster above F/K of a batch (see floor_loss); 0: uniform",
+        experimental=True, metavar="F", kind="fraction"))
+    sample_l2: float | None = field(default=None, metadata=_flag(
+        "--sample-energy-l2", "a different penalty on the samples' squared energy (default: --energy-l2)",
+        experimental=True, metavar="W"))
+    temperature: float = field(default=1.0, metadata=_flag(
+        "--cluster-temperature", "invariance and prior see softmax(f(x) / T); the energy does not",
+        experimental=True, metavar="T", kind="positive"))
 
 
 @dataclass
@@ -134,15 +146,16 @@ class GEDIObjective:
         self.sampler = SGLDSampler(lambda x: energy(network(x)), image_shape, sgld, device, generator)
 
     def __call__(self, view1: torch.Tensor, view2: torch.Tensor, data_logits: torch.Tensor | None = None,
-                 view1_logits: torch.Tensor | None = None) -> GEDITerms:
+                 view1_logits: torch.Tensor | None = None, weights: GEDIWeights | None = None) -> GEDITerms:
         """GEDI terms for two views ``[B, ...]`` of a batch of images.
 
         ``data_logits`` (the logits of the clean images, if already computed, e.g. by the
         NeSy forward) are used for the data energy; otherwise view 1 serves as data.
         ``view1_logits`` skips the forward of view 1 (e.g. when view 1 is the clean
-        image, as in the combined NeSy loss).
+        image, as in the combined NeSy loss).  ``weights`` replaces :attr:`weights` for this call (e.g. a
+        :class:`~.schedule.WeightSchedule`'s weights at the current update).
         """
-        w = self.weights
+        w = weights if weights is not None else self.weights
         logits1 = view1_logits if view1_logits is not None else self.network(view1)
         logits2 = self.network(view2)
         zero = logits1.new_zeros(())

@@ -15,6 +15,8 @@ import torch
 from scipy.stats import rankdata
 from torch import nn
 
+from ..metrics import as_numpy
+
 
 def _batched(net: nn.Module, images: torch.Tensor, batch_size: int, score) -> torch.Tensor:
     """``score(x)`` of each batch ``x`` of ``images`` (moved to the network's device), with the network in eval
@@ -54,13 +56,9 @@ def gradient_norm_scores(net: nn.Module, images: torch.Tensor, batch_size: int =
     return _batched(net, images, batch_size, score)
 
 
-def _np(x) -> np.ndarray:
-    return x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float64)
-
-
 def auroc(in_scores, out_scores) -> float:
     """Area under the ROC curve of in-distribution (positive) vs out-of-distribution scores (ties count half)."""
-    pos, neg = _np(in_scores).ravel(), _np(out_scores).ravel()
+    pos, neg = as_numpy(in_scores, np.float64).ravel(), as_numpy(out_scores, np.float64).ravel()
     if len(pos) == 0 or len(neg) == 0:
         raise ValueError("auroc needs at least one in- and one out-of-distribution score")
     ranks = rankdata(np.concatenate([pos, neg]))
@@ -69,7 +67,7 @@ def auroc(in_scores, out_scores) -> float:
 
 def fpr_at_tpr(in_scores, out_scores, tpr: float = 0.95) -> float:
     """Fraction of OOD inputs accepted at the highest threshold that accepts ``tpr`` of the in-distribution ones."""
-    pos, neg = np.sort(_np(in_scores).ravel())[::-1], _np(out_scores).ravel()
+    pos, neg = np.sort(as_numpy(in_scores, np.float64).ravel())[::-1], as_numpy(out_scores, np.float64).ravel()
     if len(pos) == 0 or len(neg) == 0:
         raise ValueError("fpr_at_tpr needs at least one in- and one out-of-distribution score")
     threshold = pos[int(np.ceil(tpr * len(pos))) - 1]

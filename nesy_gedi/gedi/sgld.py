@@ -10,7 +10,7 @@ from uniform noise, as in JEM (Grathwohl et al.) and GEDI.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -18,13 +18,18 @@ import torch
 
 @dataclass
 class SGLDConfig:
-    """SGLD settings; step size 10 and noise 0.005 suit images in [-1, 1] (as in IGEBM)."""
+    """SGLD settings; step size 10 and noise 0.005 suit images in [-1, 1] (as in IGEBM).
 
-    steps: int = 10
-    step_size: float = 10.0
-    noise: float = 0.005
-    buffer_size: int = 10000
-    restart: float = 0.05
+    Each field's metadata names its command-line flag (:mod:`nesy_gedi.recipes.flags`)."""
+
+    steps: int = field(default=10, metadata={"flag": "--sgld-steps", "help": "SGLD steps per training chain"})
+    step_size: float = field(default=10.0, metadata={"flag": "--sgld-step-size", "help": "SGLD step size"})
+    noise: float = field(default=0.005, metadata={"flag": "--sgld-noise", "help": "SGLD noise scale",
+                                                  "kind": "nonnegative"})
+    buffer_size: int = field(default=10000, metadata={"flag": "--sgld-buffer-size",
+                                                      "help": "replay buffer of persistent chains"})
+    restart: float = field(default=0.05, metadata={"flag": "--sgld-restart", "kind": "probability",
+                                                   "help": "fraction of chains restarted from noise (1: short-run)"})
     low: float = -1.0
     high: float = 1.0
 

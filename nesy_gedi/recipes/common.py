@@ -24,9 +24,18 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+# settings of checkpoints written before the flags had one vocabulary: old name -> today's
+RENAMED = {"gedi_gen_weight": "gen_weight", "gedi_prior_weight": "prior_weight", "gedi_prior_floor": "prior_floor",
+           "gedi_aug_warmup": "aug_warmup", "gedi_early_prior_weight": "early_prior_weight",
+           "gedi_estimate_sizes": "estimate_sizes", "buffer_size": "sgld_buffer_size"}
+
+
 def resolve_resume(args: argparse.Namespace, checkpoint: dict) -> argparse.Namespace:
-    """The arguments of the checkpointed run, with only :data:`RESUME_OVERRIDES` taken from ``args``."""
-    saved = dict(checkpoint.get("args") or {})
+    """The arguments of the checkpointed run (older names renamed, :data:`RENAMED`), with only
+    :data:`RESUME_OVERRIDES` taken from ``args``."""
+    saved = {RENAMED.get(k, k): v for k, v in (checkpoint.get("args") or {}).items()}
+    if "prior_floor" in saved and saved["prior_floor"] is None:  # "no floor" was None, is 0 today
+        saved["prior_floor"] = 0.0
     merged = {**vars(args), **{k: v for k, v in saved.items() if k not in RESUME_OVERRIDES}}
     return argparse.Namespace(**merged)
 

@@ -1,17 +1,17 @@
-"""GEDI pretraining of a digit network on unlabeled images; clustering quality on the test set.
+"""GEDI pretraining of a digit network on unlabeled images; clustering quality on the test set
+(``nesy-gedi pretrain``, ``tasks/gedi_pretrain.py``).
 
-    python tasks/gedi_pretrain.py --out runs/gedi_pretrain          # MNIST, 6,000 steps
-    python tasks/gedi_pretrain.py --dataset fashion_mnist --gen-weight 0
+    nesy-gedi pretrain --out runs/gedi_pretrain          # MNIST, 6,000 updates
+    nesy-gedi pretrain --dataset fashion_mnist --gen-weight 0
+    nesy-gedi pretrain --preset gedi-ebm
 
-The budget is in steps (``--steps``), so a command gives the same result on any
-machine; ``--minutes`` is an optional extra cap.  The augmentation strength
-ramps from 0 to 1 over the first ``--aug-warmup`` steps: with full-strength
-views from the start, the all-uniform assignment is an attractor of
-invariance + uniformity (see README, "GEDI").
+The budget is in updates (``--steps``), so a command gives the same result on any machine; ``--minutes`` is an
+optional extra cap.  The augmentation strength ramps from 0 to 1 over the first ``--aug-warmup`` updates, and the
+generative term starts after ``--gen-after``.
 
 Writes to ``--out``: ``checkpoint.pt`` (``--resume`` continues from it; it holds
 the SGLD replay buffer), ``metrics.jsonl``, and at the end ``mnist_net.pt``
-(loadable by ``tasks/mnist_add.py --pretrained``), ``results.json`` (NMI,
+(loadable by ``nesy-gedi train --pretrained``), ``results.json`` (NMI,
 Hungarian-matched accuracy, collapse, cluster -> label map) and ``sgld_samples.png``.
 """
 
@@ -28,84 +28,73 @@ from typing import Sequence
 import torch
 
 from ..augment import DigitAugment
-from ..commands import (add_common_arguments, existing_file, nonnegative_float, nonnegative_int, output_dir,
-                        positive_float, positive_int, probability, unit_fraction)
+from ..commands import (add_common_arguments, existing_file, nonnegative_int, output_dir,
+                        positive_float, positive_int)
 from ..data import load_mnist
 from ..data.mnist import DATASETS
 from ..errors import DataError
 from ..gedi import GEDIObjective, GEDIWeights, SaturationMonitor, SGLDConfig, gen_floor
 from ..gedi.sgld import conditional_samples, fresh_chain_steps, sample_from_noise
 from ..networks import ARCHITECTURES, build_network
-from ..train.checkpoint import atomic_write_json, load_weights, network_state, save_network
+from ..train.checkpoint import atomic_write_json, load_network, save_network
 from ..train.evaluate import evaluate_clusters
 from ..train.loop import LoopConfig, Trainer
-from ..train.warmup import linear_warmup
+from ..gedi.schedule import WeightSchedule
 from .common import begin_run, seed_everything
+from .flags import add_aug_warmup, add_dataclass_flags, flag_groups, from_flags
+from .presets import add_preset_arguments, parse_with_presets
 
 KIND = "gedi_pretrain"
+COMMAND = "pretrain"
 DEFAULT_STEPS = 6000
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gedi_pretrain.py", description=__doc__,
+    parser = argparse.ArgumentParser(prog="nesy-gedi pretrain", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", choices=list(DATASETS), default="mnist")
-    parser.add_argument("--arch", choices=list(ARCHITECTURES), default="mnist_cnn")
-    parser.add_argument("--steps", type=positive_int, default=None,
-                        help=f"number of updates (default {DEFAULT_STEPS}); with --resume, a larger number extends a "
-                             "finished or running --schedule constant run")
-    parser.add_argument("--minutes", type=positive_float, default=None, help="optional wall-clock cap")
-    parser.add_argument("--batch-size", type=positive_int, default=128)
-    parser.add_argument("--lr", type=positive_float, default=2e-3)
-    parser.add_argument("--schedule", choices=("cosine", "constant"), default="constant",
-                        help="learning rate: cosine decay to lr/100 over --steps, or constant")
-    parser.add_argument("--gen-weight", type=nonnegative_float, default=GEDIWeights.gen)
-    parser.add_argument("--invariance-weight", type=nonnegative_float, default=GEDIWeights.invariance)
-    parser.add_argument("--prior-weight", type=nonnegative_float, default=GEDIWeights.prior)
-    parser.add_argument("--cluster-temperature", type=positive_float, default=1.0, metavar="T",
-                        help="the invariance and prior terms see softmax(f(x) / T): with T < 1, sharp clusters need "
-                             "T times smaller logit gaps (the energy -logsumexp f(x) is unchanged; default 1)")
-    parser.add_argument("--prior-floor", type=unit_fraction, default=None, metavar="F",
-                        help="replace the uniformity prior by a floor: each cluster must hold at least F/K of a "
-                             "batch, larger clusters cost nothing (for classes of unequal frequency; default: uniform)")
-    parser.add_argument("--gen-after", type=nonnegative_int, default=1000,
-                        help="steps of clustering (invariance + prior) before the generative term starts")
-    parser.add_argument("--gen-warmup", type=nonnegative_int, default=0, metavar="STEPS",
-                        help="ramp the generative weight linearly from 0 to --gen-weight over STEPS updates after "
-                             "--gen-after (default 0: full weight at once; at a clusterer's first SGLD samples the "
-                             "generative loss jumps far above the clustering terms, and the jump can wipe the "
-                             "clusters)")
-    parser.add_argument("--aug-warmup", type=nonnegative_int, default=500,
-                        help="steps over which the augmentation strength ramps from 0 to 1")
-    parser.add_argument("--energy-l2", type=nonnegative_float, default=GEDIWeights.energy_l2,
-                        help="penalty on the squared energies of data and samples (default %(default)s)")
-    parser.add_argument("--sample-energy-l2", type=nonnegative_float, default=None, metavar="W",
-                        help="a different penalty on the samples' squared energy (default: --energy-l2); with 0 "
-                             "the generative term keeps raising the energy where chains end, however high")
-    parser.add_argument("--sgld-steps", type=positive_int, default=SGLDConfig.steps)
-    parser.add_argument("--sgld-batch", type=positive_int, default=32, help="SGLD samples (negatives) per step")
-    parser.add_argument("--sgld-step-size", type=positive_float, default=SGLDConfig.step_size)
-    parser.add_argument("--sgld-noise", type=nonnegative_float, default=SGLDConfig.noise)
-    parser.add_argument("--sgld-restart", type=probability, default=SGLDConfig.restart)
-    parser.add_argument("--buffer-size", type=positive_int, default=SGLDConfig.buffer_size)
-    parser.add_argument("--sample-steps", type=positive_int, default=None,
-                        help="SGLD steps of the fresh chains in the saved sample grids (default: --sgld-steps "
-                             "with --sgld-restart 1, i.e. short-run training on fresh chains; else 200)")
-    parser.add_argument("--init", type=existing_file, default=None, metavar="NET",
-                        help="start from these network weights (a network file or checkpoint of the same --arch, "
-                             "e.g. a GEDI clusterer) instead of a random initialisation; the step count, optimizer "
-                             "and replay buffer start fresh")
-    parser.add_argument("--train-size", type=positive_int, default=None, help="use only this many training images")
-    parser.add_argument("--seed", type=nonnegative_int, default=0)
-    parser.add_argument("--out", type=output_dir, default="runs/gedi_pretrain")
-    parser.add_argument("--checkpoint-every", type=positive_int, default=1000, help="steps between checkpoints")
-    parser.add_argument("--snapshot-every", type=positive_int, default=None, metavar="STEPS",
-                        help="also keep the network's weights every STEPS updates in OUT/snapshots (0.8 MB each for "
-                             "--arch ebm), e.g. for benchmarks/gedi_nmi_over_time.py (default: none)")
-    parser.add_argument("--resume", action="store_true", help="continue the run found in --out")
-    parser.add_argument("--log-every", type=positive_int, default=100)
-    parser.add_argument("--no-progress", action="store_true")
-    add_common_arguments(parser)
+    groups = flag_groups(parser)
+    task, training, gedi, experimental = (groups[k] for k in ("task", "training", "gedi", "experimental"))
+    add_preset_arguments(training, COMMAND)
+    task.add_argument("--dataset", choices=list(DATASETS), default="mnist")
+    task.add_argument("--arch", choices=list(ARCHITECTURES), default="mnist_cnn",
+                      help="mnist_cnn (DeepProbLog's LeNet), ebm (EnergyCNN) or cnn_large (LargeCNN)")
+    task.add_argument("--train-size", type=positive_int, default=None, help="use only this many training images")
+    task.add_argument("--init", type=existing_file, default=None, metavar="NET",
+                      help="start from these network weights (a network file or checkpoint of the same --arch) "
+                           "instead of a random initialisation; the step count, optimizer and replay buffer start "
+                           "fresh")
+    training.add_argument("--steps", type=positive_int, default=None,
+                          help=f"number of updates (default {DEFAULT_STEPS}); with --resume, a larger number extends "
+                               "a finished or running --schedule constant run")
+    training.add_argument("--minutes", type=positive_float, default=None, help="optional wall-clock cap")
+    training.add_argument("--batch-size", type=positive_int, default=128)
+    training.add_argument("--lr", type=positive_float, default=2e-3)
+    training.add_argument("--schedule", choices=("cosine", "constant"), default="constant",
+                          help="learning rate: cosine decay to lr/100 over --steps, or constant")
+    training.add_argument("--seed", type=nonnegative_int, default=0)
+    training.add_argument("--out", type=output_dir, default="runs/gedi_pretrain")
+    training.add_argument("--checkpoint-every", type=positive_int, default=1000, help="steps between checkpoints")
+    training.add_argument("--resume", action="store_true", help="continue the run found in --out")
+    training.add_argument("--log-every", type=positive_int, default=100)
+    training.add_argument("--no-progress", action="store_true")
+    add_common_arguments(training)
+    add_dataclass_flags(groups, GEDIWeights)
+    add_dataclass_flags(groups, SGLDConfig)
+    add_aug_warmup(gedi)
+    gedi.add_argument("--gen-after", type=nonnegative_int, default=1000,
+                      help="updates of clustering (invariance + prior) before the generative term starts "
+                           "(default 1000)")
+    gedi.add_argument("--sgld-batch", type=positive_int, default=32, help="SGLD samples (negatives) per update "
+                                                                          "(default 32)")
+    gedi.add_argument("--sample-steps", type=positive_int, default=None,
+                      help="SGLD steps of the fresh chains in the saved sample grids (default: --sgld-steps with "
+                           "--sgld-restart 1, i.e. short-run training on fresh chains; else 200)")
+    experimental.add_argument("--gen-warmup", type=nonnegative_int, default=0, metavar="STEPS",
+                              help="ramp the generative weight linearly from 0 over STEPS updates after --gen-after "
+                                   "(default 0: full weight at once)")
+    experimental.add_argument("--snapshot-every", type=positive_int, default=None, metavar="STEPS",
+                              help="also keep the network's weights every STEPS updates in OUT/snapshots (e.g. for "
+                                   "python -m experiments.gedi.nmi_over_time; default: none)")
     return parser
 
 
@@ -121,17 +110,15 @@ def run(args: argparse.Namespace) -> dict:
     n_train = min(args.train_size or len(train), len(train))
     if n_train < args.batch_size:
         raise DataError(f"--batch-size {args.batch_size} is larger than the {n_train} training images")
-    if args.buffer_size < args.sgld_batch:
-        raise DataError(f"--buffer-size {args.buffer_size} must be at least --sgld-batch {args.sgld_batch}")
-    net = build_network(args.arch)
-    if args.init and checkpoint is None:  # on --resume the checkpoint holds the weights
-        load_weights(net, network_state(args.init, args.arch)[0], args.init, args.arch)
+    if args.sgld_buffer_size < args.sgld_batch:
+        raise DataError(f"--sgld-buffer-size {args.sgld_buffer_size} must be at least --sgld-batch {args.sgld_batch}")
+    # on --resume the checkpoint holds the weights
+    net = (load_network(args.init, args.arch) if args.init and checkpoint is None else build_network(args.arch))
     net = net.to(device)
-    weights = GEDIWeights(args.gen_weight, args.invariance_weight, args.prior_weight, args.energy_l2,
-                          args.prior_floor or 0.0, args.sample_energy_l2, args.cluster_temperature)
-    sgld = SGLDConfig(args.sgld_steps, args.sgld_step_size, args.sgld_noise, args.buffer_size, args.sgld_restart)
+    weights, sgld = from_flags(GEDIWeights, args), from_flags(SGLDConfig, args)
+    schedule = WeightSchedule(weights, gen_after=args.gen_after, gen_warmup=args.gen_warmup)
     generator = torch.Generator().manual_seed(args.seed)
-    gedi = GEDIObjective(net, (1, 28, 28), GEDIWeights(**asdict(weights)), sgld, device, generator, args.sgld_batch)
+    gedi = GEDIObjective(net, (1, 28, 28), weights, sgld, device, generator, args.sgld_batch)
     augment = DigitAugment()
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
     steps_per_epoch = n_train // args.batch_size
@@ -146,10 +133,10 @@ def run(args: argparse.Namespace) -> dict:
     def step(batch: torch.Tensor) -> dict[str, torch.Tensor]:
         images = train.normalized(batch, device)
         t = trainer.state.step
-        gedi.weights.gen = weights.gen * gen_ramp(t, args.gen_after, args.gen_warmup)
+        now = schedule.at(t)
         views = augment.warmed_up(t, args.aug_warmup)
-        data_logits = net(images) if gedi.weights.gen > 0 else None  # only the data energy needs it
-        terms = gedi(views(images, generator), views(images, generator), data_logits)
+        data_logits = net(images) if now.gen > 0 else None  # only the data energy needs it
+        terms = gedi(views(images, generator), views(images, generator), data_logits, weights=now)
         logged = terms.items()
         if terms.energies:
             saturation.observe(logged["gen"], logged["data_energy"], logged["sample_energy"])
@@ -204,11 +191,6 @@ def extended_steps(args: argparse.Namespace, requested: int | None, checkpoint: 
     return requested
 
 
-def gen_ramp(step: int, start: int, warmup: int) -> float:
-    """The generative term's weight factor at ``step``: 0 before ``start``, then a linear ramp to 1 over ``warmup``."""
-    return 0.0 if step < start else linear_warmup(step - start, warmup)
-
-
 def save_sample_grids(net: torch.nn.Module, out: Path, sgld: SGLDConfig, steps: int, generator: torch.Generator,
                       device: torch.device, per_row: int = 10) -> None:
     """``samples_noise.png`` (fresh chains from uniform noise on E(x)) and ``samples_conditional.png``
@@ -226,8 +208,13 @@ def save_sample_grids(net: torch.nn.Module, out: Path, sgld: SGLDConfig, steps: 
     net.train()
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """``argv`` parsed with its ``--preset`` / ``--config`` applied."""
+    return parse_with_presets(build_parser(), argv, COMMAND)
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
-    results = run(build_parser().parse_args(argv))
+    results = run(parse_args(argv))
     print(json.dumps({k: results[k] for k in ("steps", "train_seconds", "nmi", "matched_accuracy", "collapse")},
                      indent=2), file=sys.stdout)
     return results

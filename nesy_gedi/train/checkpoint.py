@@ -132,6 +132,32 @@ def network_state(path: str | Path, arch: str, map_location: str | torch.device 
     return weights, meta
 
 
+def load_network(path: str | Path, arch: str | None = None, map_location: str | torch.device = "cpu") -> nn.Module:
+    """The network saved at ``path`` (a network file, training checkpoint or raw state dict), rebuilt by the
+    architecture name the file records, with as many outputs as its last layer.  ``arch``, if given, is the
+    architecture the caller expects (and the one used where the file records none).
+
+    Raises :class:`DataError` if the file holds no weights of that architecture.
+    """
+    from ..networks import ARCHITECTURES, build_network
+
+    path = Path(path)
+    state = _load(path, map_location)
+    recorded = None
+    if isinstance(state, dict) and state.get("format") in (CHECKPOINT_FORMAT, NETWORK_FORMAT):
+        recorded = state.get("arch")
+    name = arch or recorded
+    if name is None:
+        raise DataError(f"{path} does not record its network's architecture; pass one of {', '.join(ARCHITECTURES)}")
+    if name not in ARCHITECTURES:
+        raise DataError(f"{path} holds a network of unknown architecture {name!r}")
+    weights, _ = network_state(path, name, map_location)
+    matrices = [v for v in weights.values() if isinstance(v, torch.Tensor) and v.dim() == 2]
+    network = build_network(name, int(matrices[-1].shape[0]) if matrices else 10)
+    load_weights(network, weights, path, name)
+    return network
+
+
 def load_weights(network: nn.Module, weights: dict, source: str | Path, arch: str) -> None:
     """``network.load_state_dict(weights)`` with a one-line error naming the first mismatches."""
     own = network.state_dict()

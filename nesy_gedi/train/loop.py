@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..commands import Interrupted
+from ..errors import Interrupted
 from ..errors import NesyError
 from .checkpoint import CHECKPOINT_FORMAT, VERSION, atomic_save, save_network
 

@@ -1,0 +1,289 @@
+"""Does the unification pay?  Clustering, generation and OOD detection of GEDI runs, side by side.
+
+    python tasks/gedi_pretrain.py --seed 0 --out runs/gedi/full/seed0                      # all terms
+    python tasks/gedi_pretrain.py --seed 0 --gen-weight 0 --out runs/gedi/no_gen/seed0      # clusterer only
+    python tasks/gedi_pretrain.py --seed 0 --invariance-weight 0 --prior-weight 0 --gen-after 0 \\
+        --out runs/gedi/gen_only/seed0                                                     # EBM only
+    python -m experiments.gedi.unification --runs runs/gedi --out runs/gedi/unification
+
+For every run folder ``RUNS/<config>/<seed>`` with a ``mnist_net.pt``:
+
+* clustering: NMI and matched accuracy from its ``results.json``;
+* generation: ``--samples`` fresh SGLD chains from uniform noise, judged by a
+  supervised CNN trained here on MNIST train: the fraction classified with
+  confidence >= 0.9, the number of classes they cover, and the Fréchet
+  distance between the judge's penultimate features of samples and of MNIST
+  test (the floor: MNIST test vs train);
+* generation and clustering in one network: ``--per-cluster`` fresh chains
+  per cluster on the cluster-conditional energy E(x, y) = -f(x)[y], judged
+  the same way, and their agreement: the fraction the judge names as the
+  digit their cluster is matched to (Hungarian matching on MNIST test);
+* OOD: AUROC and FPR at 95% TPR of the energy score, MNIST test vs
+  Fashion-MNIST test, uniform noise and vertically flipped MNIST test, and
+  the flipped-digit AUROC per digit (test images of digit d vs their flips:
+  a flipped 0, 1, 3 or 8 is often still a plausible digit).
+
+The judge itself, scored by max-softmax and by its own energy, is the
+supervised OOD baseline.  Writes ``OUT/unification.json``, ``OUT/unification.md``
+and a sample grid per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision.utils import save_image
+
+from nesy_gedi.commands import (
+    add_common_arguments,
+    existing_dir,
+    nonnegative_int,
+    output_dir,
+    positive_int,
+    run_command,
+)
+from nesy_gedi.data import load_mnist
+from nesy_gedi.errors import DataError
+from nesy_gedi.gedi import SGLDConfig, ood_report
+from nesy_gedi.gedi.ood import auroc, energy_scores
+from nesy_gedi.gedi.sgld import conditional_samples, fresh_chain_steps, sample_from_noise
+from nesy_gedi.metrics import cluster_matching
+from nesy_gedi.networks import MnistCNN
+from nesy_gedi.train.checkpoint import load_network
+from nesy_gedi.train.loop import LoopConfig, Trainer
+
+
+def chain_steps(value: str) -> int | str:
+    """``--sgld-steps``: a positive number of steps or ``run``."""
+    if value == "run":
+        return value
+    return positive_int(value)
+
+
+def run_chain_steps(run_args: dict) -> int:
+    """The fresh-chain length a run was trained for (see :func:`fresh_chain_steps`)."""
+    return fresh_chain_steps(run_args.get("sgld_steps", 0), run_args.get("sgld_restart", 0))
+
+
+def add_judged_sampling_arguments(parser: argparse.ArgumentParser, out: str) -> None:
+    """The flags of a benchmark that samples trained runs and judges the samples: ``--runs``, ``--samples``, the
+    SGLD step size and noise, ``--judge-steps``, ``--seed``, ``--out`` (default ``out``) and the common ones."""
+    parser.add_argument("--runs", type=existing_dir, required=True, help="folder of <config>/<seed>/ run folders")
+    parser.add_argument("--samples", type=positive_int, default=1000, help="fresh-noise samples per run")
+    parser.add_argument("--sgld-step-size", type=float, default=SGLDConfig.step_size)
+    parser.add_argument("--sgld-noise", type=float, default=SGLDConfig.noise)
+    parser.add_argument("--judge-steps", type=positive_int, default=2000)
+    parser.add_argument("--seed", type=nonnegative_int, default=0)
+    parser.add_argument("--out", type=output_dir, default=out)
+    add_common_arguments(parser)
+
+
+def open_judged_sampling(args: argparse.Namespace) -> tuple[torch.device, list[Path], Path, object, object]:
+    """What a benchmark with :func:`add_judged_sampling_arguments` starts from: the device, the run folders
+    (:func:`find_runs`), the created output folder, MNIST train and test."""
+    device = torch.device(args.device)
+    runs = find_runs(args.runs)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    return device, runs, out, load_mnist("train", args.data_dir), load_mnist("test", args.data_dir)
+
+
+def find_runs(folder: str | Path) -> list[Path]:
+    """The run folders ``folder/<config>/<seed>/`` that hold a ``mnist_net.pt``, sorted."""
+    runs = sorted(p.parent for p in Path(folder).glob("*/*/mnist_net.pt"))
+    if not runs:
+        raise DataError(f"no run folders <config>/<seed>/mnist_net.pt under {folder}")
+    return runs
+
+
+def load_run(run: Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
+    """A run's network (its ``--arch``, in eval mode, on ``device``) and its ``results.json``."""
+    results = json.loads((run / "results.json").read_text())
+    arch = results["args"].get("arch", "mnist_cnn")
+    return load_network(run / "mnist_net.pt", arch).to(device).eval(), results
+
+
+def train_supervised_cnn(train, device, steps: int, seed: int, out: Path, batch_fn, n_classes: int = 10,
+                         name: str = "judge") -> MnistCNN:
+    """A MnistCNN with ``n_classes`` outputs trained by cross-entropy on ``batch_fn(indices) -> (images, targets)``
+    of MNIST train (Adam 1e-3, batch 128, ``steps`` updates), through the package's training loop."""
+    torch.manual_seed(seed)
+    net = MnistCNN(n_classes=n_classes).to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def step(batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        images, targets = batch_fn(batch)
+        return {"loss": F.cross_entropy(net(images), targets)}
+
+    loop = LoopConfig(out=out, epochs=-(-steps * 128 // len(train)), batch_size=128, max_steps=steps,
+                      progress=False, description=name)
+    Trainer(loop, len(train), step, {"net": net}, optimizer, torch.Generator().manual_seed(seed),
+            run_info={"kind": name, "arch": "mnist_cnn"}).fit()
+    return net.eval()
+
+
+def train_judge(train, device, steps: int, seed: int, out: Path) -> MnistCNN:
+    """The judge: a supervised digit classifier (:func:`train_supervised_cnn` on MNIST train's labels)."""
+    return train_supervised_cnn(train, device, steps, seed, out,
+                                lambda batch: (train.normalized(batch, device), train.labels[batch].to(device)))
+
+
+def judge_reference(train, test, device, steps: int, seed: int,
+                    out: Path) -> tuple[MnistCNN, float, np.ndarray, float]:
+    """The judge (:func:`train_judge`), its MNIST test accuracy, its features of MNIST test (the reference of
+    the Fréchet distance) and the Fréchet floor (MNIST test vs the first 10,000 train images)."""
+    judge = train_judge(train, device, steps, seed, out)
+    inside = test.normalized(None, device)
+    with torch.no_grad():
+        accuracy = float((judge(inside).argmax(1).cpu() == test.labels).float().mean())
+    test_features = features(judge, inside)
+    floor = frechet(test_features, features(judge, train.normalized(torch.arange(10000), device)))
+    return judge, accuracy, test_features, floor
+
+
+@torch.no_grad()
+def features(judge: MnistCNN, images: torch.Tensor) -> np.ndarray:
+    """The judge's penultimate (84-unit) features."""
+    out = []
+    for i in range(0, len(images), 1000):
+        h = judge.encoder(images[i:i + 1000]).flatten(1)
+        out.append(judge.classifier[:-1](h).cpu())
+    return torch.cat(out).double().numpy()
+
+
+def frechet(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets."""
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    # tr sqrt(A B) for covariances A, B: the eigenvalues of A B are real and >= 0 (up to rounding)
+    root_trace = np.sqrt(np.clip(np.linalg.eigvals(cov_a @ cov_b).real, 0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b) - 2 * root_trace)
+
+
+def sample_quality(judge: MnistCNN, samples: torch.Tensor, test_features: np.ndarray) -> dict:
+    with torch.no_grad():
+        probs = judge(samples).softmax(1)
+    confident = probs.max(1).values >= 0.9
+    classes = probs.argmax(1)[confident].unique().numel()
+    return {"confident_fraction": float(confident.float().mean()), "classes_covered": int(classes),
+            "frechet": frechet(features(judge, samples), test_features)}
+
+
+def conditional_quality(judge: MnistCNN, samples: torch.Tensor, clusters: torch.Tensor,
+                        cluster_digit: np.ndarray) -> dict:
+    """Judge cluster-conditional samples: confident fraction, classes covered, and the fraction the
+    judge names as their cluster's matched digit."""
+    with torch.no_grad():
+        probs = judge(samples).softmax(1)
+    confident = probs.max(1).values >= 0.9
+    named = probs.argmax(1).cpu().numpy() == cluster_digit[clusters.cpu().numpy()]
+    return {"conditional_confident_fraction": float(confident.float().mean()),
+            "conditional_classes_covered": int(probs.argmax(1)[confident].unique().numel()),
+            "conditional_agreement": float(named.mean())}
+
+
+def vflip_by_digit(inside_scores: torch.Tensor, flipped_scores: torch.Tensor, labels: torch.Tensor) -> list[float]:
+    """AUROC of each digit's test images vs the same images flipped vertically, from the scores of all test
+    images and of their flips (same order; higher = inside)."""
+    inside_scores, flipped_scores, labels = inside_scores.cpu(), flipped_scores.cpu(), labels.cpu()
+    return [auroc(inside_scores[labels == d], flipped_scores[labels == d]) for d in range(10)]
+
+
+def markdown(rows: list[dict], floor: float, baseline: dict) -> str:
+    cols = [("nmi", "NMI"), ("matched_accuracy", "matched acc"), ("confident_fraction", "samples conf>=0.9"),
+            ("classes_covered", "classes"), ("frechet", "Fréchet"), ("auroc_fashion", "AUROC Fashion"),
+            ("auroc_noise", "AUROC noise"), ("auroc_vflip", "AUROC vflip"), ("fpr95_vflip", "FPR95 vflip"),
+            ("conditional_confident_fraction", "cond. conf>=0.9"), ("conditional_agreement", "cond. agreement")]
+    lines = ["| configuration | seeds | " + " | ".join(c[1] for c in cols) + " |", "|---|---|" + "---|" * len(cols)]
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["config"], []).append(r)
+    for config, rs in groups.items():
+        cells = []
+        for key, _ in cols:
+            values = [r[key] for r in rs]
+            sd = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{statistics.mean(values):.3f} ± {sd:.3f}" if key != "frechet" else
+                         f"{statistics.mean(values):.1f} ± {sd:.1f}")
+        lines.append(f"| {config} | {len(rs)} | " + " | ".join(cells) + " |")
+    for score, results in baseline.items():
+        lines.append(f"| supervised CNN, {score.replace('_', '-')} | 1 | - | - | - | - | - | {results['fashion']['auroc']:.3f} | "
+                     f"{results['noise']['auroc']:.3f} | {results['vflip']['auroc']:.3f} | "
+                     f"{results['vflip']['fpr95']:.3f} | - | - |")
+    by_digit = [("supervised CNN, energy", baseline.get("energy", {}).get("vflip_by_digit"))]
+    by_digit += [(f"{r['config']} seed {r['seed']}", r.get("auroc_vflip_by_digit")) for r in rows]
+    lines += ["", "Flipped-digit AUROC per digit (energy score):", "",
+              "| model | " + " | ".join(str(d) for d in range(10)) + " |", "|---|" + "---|" * 10]
+    lines += [f"| {name} | " + " | ".join(f"{v:.2f}" for v in values) + " |" for name, values in by_digit if values]
+    lines.append(f"\nFréchet floor (MNIST test vs train features of the judge): {floor:.2f}\n")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(prog="python -m experiments.gedi.unification", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_judged_sampling_arguments(parser, out="runs/gedi/unification")
+    parser.add_argument("--sgld-steps", type=chain_steps, default=200,
+                        help="SGLD steps of a fresh chain, or 'run': each run's own training --sgld-steps where it "
+                             "trained on fresh chains (--sgld-restart 1, short-run sampling), else 200")
+    parser.add_argument("--per-cluster", type=positive_int, default=100,
+                        help="fresh cluster-conditional chains per cluster (the first 10 are drawn in the grid)")
+    args = parser.parse_args(argv)
+    device, runs, out, train, test = open_judged_sampling(args)
+    fashion = load_mnist("test", args.data_dir, dataset="fashion_mnist")
+    inside = test.normalized(None, device)
+    generator = torch.Generator().manual_seed(args.seed)
+    outsides = {"fashion": fashion.normalized(None, device),
+                "noise": (torch.rand(10000, 1, 28, 28, generator=generator) * 2 - 1).to(device),
+                "vflip": inside.flip(-2)}
+    judge, judge_acc, test_features, floor = judge_reference(train, test, device, args.judge_steps, args.seed,
+                                                             out / "judge")
+    baseline = ood_report(judge, inside, outsides, ("max_softmax", "energy"))
+    baseline["energy"]["vflip_by_digit"] = vflip_by_digit(energy_scores(judge, inside),
+                                                          energy_scores(judge, outsides["vflip"]), test.labels)
+    print(json.dumps({"judge_test_accuracy": judge_acc, "frechet_floor": floor, "baseline": baseline}), flush=True)
+
+    sgld = SGLDConfig(step_size=args.sgld_step_size, noise=args.sgld_noise)
+    rows = []
+    for run in runs:
+        net, results = load_run(run, device)
+        steps = run_chain_steps(results["args"]) if args.sgld_steps == "run" else args.sgld_steps
+        samples = sample_from_noise(net, args.samples, (1, 28, 28), sgld, steps, generator, device)
+        save_image(samples[:100].cpu() * 0.5 + 0.5, out / f"samples_{run.parent.name}_{run.name}.png", nrow=10)
+        with torch.no_grad():
+            test_logits = torch.cat([net(chunk) for chunk in inside.split(1000)])
+        n_clusters = int(test_logits.shape[1])
+        cluster_digit = cluster_matching(test_logits.argmax(1).cpu(), test.labels, max(n_clusters, 10))
+        conditional = conditional_samples(net, args.per_cluster, n_clusters, (1, 28, 28), sgld, steps, generator,
+                                          device)
+        clusters = torch.arange(n_clusters).repeat_interleave(args.per_cluster)
+        grid = conditional.view(n_clusters, args.per_cluster, 1, 28, 28)[:, :10].reshape(-1, 1, 28, 28)
+        save_image(grid.cpu() * 0.5 + 0.5, out / f"conditional_{run.parent.name}_{run.name}.png",
+                   nrow=min(10, args.per_cluster))
+        detection = ood_report(net, inside, outsides, ("energy",))["energy"]
+        row = {"config": run.parent.name, "run": str(run), "seed": results["args"].get("seed"), "chain_steps": steps,
+               "nmi": results["nmi"], "matched_accuracy": results["matched_accuracy"],
+               **sample_quality(judge, samples, test_features),
+               **{f"{m}_{name}": v[m] for name, v in detection.items() for m in ("auroc", "fpr95")},
+               "auroc_vflip_by_digit": vflip_by_digit(test_logits.logsumexp(1), energy_scores(net, outsides["vflip"]),
+                                                      test.labels),
+               **conditional_quality(judge, conditional, clusters, cluster_digit)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    summary = {"judge_test_accuracy": judge_acc, "frechet_floor": floor, "baseline": baseline, "runs": rows,
+               "args": vars(args)}
+    (out / "unification.json").write_text(json.dumps(summary, indent=2))
+    (out / "unification.md").write_text(markdown(rows, floor, baseline))
+    print(markdown(rows, floor, baseline))
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main))
