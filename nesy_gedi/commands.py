@@ -1,4 +1,4 @@
-"""What every command (``nesy-gedi``, ``tasks/*.py``, ``benchmarks/*.py``) shares.
+"""What every command (``nesy-gedi``, ``tasks/*.py``, ``python -m benchmarks.*``, ``experiments.*``) shares.
 
 * argument types that validate when parsed (positive counts, finite learning
   rates, existing files, output directories, devices), so a bad flag is one

@@ -33,7 +33,6 @@ from nesy_gedi.deepproblog.model import Model
 from nesy_gedi.deepproblog.network import Network
 from nesy_gedi.deepproblog.train import train_model
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(argv: list[str] | None = None) -> dict:

@@ -43,9 +43,9 @@ def test_concept_quality_notebook_executes_and_shows_its_results_inline(tmp_path
 def test_the_committed_notebook_reads_without_running():
     """Its outputs are those of the committed study: rendered tables and inline figures, no errors."""
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    study = ROOT / "experiments" / "concept_quality" / "runs"
+    study = ROOT / "experiments" / "concept_quality" / "results"
     n_runs = len(list(study.rglob("results.json")))
-    assert n_runs >= 4 and f"{n_runs} runs with concept metrics under runs" in _text(notebook)
+    assert n_runs >= 4 and f"{n_runs} runs with concept metrics under results" in _text(notebook)
     tables = _outputs(notebook, "text/markdown")
     assert len(tables) == 2 and all(t.startswith("| setting |") for t in tables)
     assert len(_outputs(notebook, "image/png")) == 2

@@ -19,13 +19,8 @@ import sys
 
 import torch
 
-from experiments.gedi.unification import (
-    add_judged_sampling_arguments,
-    judge_reference,
-    load_run,
-    open_judged_sampling,
-    sample_quality,
-)
+from experiments.gedi.unification import (add_judged_sampling_arguments, judge_reference, load_run,
+                                          open_judged_sampling, sample_quality)
 from nesy_gedi.commands import positive_int, run_command
 from nesy_gedi.gedi import SGLDConfig
 from nesy_gedi.gedi.ood import energy_scores

@@ -41,14 +41,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import save_image
 
-from nesy_gedi.commands import (
-    add_common_arguments,
-    existing_dir,
-    nonnegative_int,
-    output_dir,
-    positive_int,
-    run_command,
-)
+from nesy_gedi.commands import (add_common_arguments, existing_dir, nonnegative_int, output_dir, positive_int,
+                                run_command)
 from nesy_gedi.data import load_mnist
 from nesy_gedi.errors import DataError
 from nesy_gedi.gedi import SGLDConfig, ood_report

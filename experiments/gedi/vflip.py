@@ -28,14 +28,8 @@ from pathlib import Path
 import torch
 
 from experiments.gedi.unification import find_runs, load_run, train_judge, train_supervised_cnn, vflip_by_digit
-from nesy_gedi.commands import (
-    add_common_arguments,
-    existing_dir,
-    nonnegative_int,
-    output_dir,
-    positive_int,
-    run_command,
-)
+from nesy_gedi.commands import (add_common_arguments, existing_dir, nonnegative_int, output_dir, positive_int,
+                                run_command)
 from nesy_gedi.data import load_mnist
 from nesy_gedi.gedi.ood import SCORES, auroc, energy_scores
 from nesy_gedi.networks import MnistCNN

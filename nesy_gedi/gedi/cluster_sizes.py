@@ -9,8 +9,7 @@ the way EM estimates a mixture's weights: ``pi`` is the fraction of images whose
 * it starts uniform and is first estimated only ``after`` updates, once clusters have formed under the
   uniform prior (before that there is nothing to estimate);
 * every size is kept between ``floor / K`` and ``ceiling / K``, so a cluster that shrinks is pulled
-  back before it empties, and one that has swallowed another class is pushed to give it back (without
-  the ceiling, a cluster that merged two digits early on kept its double size: seed 2 on EvenOdd).
+  back before it empties, and one that has swallowed another class is pushed to give it back.
 
 The prior itself is :func:`~.objective.size_prior_loss`.  Unlike a floor on the sizes (``floor_loss``),
 ``KL(pi || pbar)`` still has no cheap constant solution: a constant assignment ``p(y|x) = pi`` meets

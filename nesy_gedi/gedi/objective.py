@@ -6,9 +6,7 @@ With ``p(y|x) = softmax f(x)`` and ``E(x) = -logsumexp_y f(x)_y``:
   ``L_gen = mean_{x ~ data} E(x) - mean_{x' ~ SGLD} E(x')``
   (+ ``energy_l2 * mean(E(x)^2 + E(x')^2)`` to keep energies bounded; a strong
   penalty pins E near 0, and then the cheapest way to lower E(data) is a
-  *uniform* p(y|x), since logsumexp of equal logits exceeds their max by log K:
-  with ``energy_l2 = 1`` the generative term pulled every image back to the
-  uniform assignment, with 0.1 it sharpens the clusters instead); ``sample_l2``, if set,
+  *uniform* p(y|x), since logsumexp of equal logits exceeds their max by log K); ``sample_l2``, if set,
   replaces ``energy_l2`` on the samples' ``E(x')^2``: with 0 the pull on the samples' energy is
   ``-1`` everywhere and never vanishes, while the data's energy stays anchored at ``-1/(2 energy_l2)``
   (with the same penalty on both, chains that stall at ``E = +1/(2 energy_l2)`` get no gradient);

@@ -5,8 +5,7 @@ With energy penalties ``a`` on the data and ``b`` on the samples, the generative
 reached at ``E(x) = -1/(2a)`` and ``E(x') = +1/(2b)`` (``-5`` with data at ``-5`` and samples at
 ``+5`` for ``a = b = 0.1``). At the floor the loss's gradient with respect to both energies is
 zero: the SGLD chains have stopped reaching the data, and the term no longer trains the
-network. The clustering runs in the README that kept their clusters sat there for most of their
-training; :class:`SaturationMonitor` reports it instead of leaving it to be found in the traces.
+network. :class:`SaturationMonitor` reports how often the recent updates sat there.
 """
 
 from __future__ import annotations
@@ -65,7 +64,7 @@ class SaturationMonitor:
         return (f"warning: the generative loss sat at its floor ({self.floor:.3g}) in {s['fraction_at_floor']:.0%} of "
                 f"the last {s['updates']} updates (data energy {s['mean_data_energy']:.2f}, SGLD samples "
                 f"{s['mean_sample_energy']:.2f}): the chains no longer reach the data and the generative term no "
-                "longer trains the network (see README, 'the generative term saturates')")
+                "longer trains the network (experiments/gedi/README.md, 'The generative term saturates')")
 
     def state_dict(self) -> dict:
         return {"rows": list(self.rows)}
