@@ -11,8 +11,8 @@ Because every row of ``P`` sums to one, ``logsumexp_j logits_j = logsumexp_k f(x
 the energy ``E(x) = -logsumexp f(x)`` of GEDI is unchanged.  Because the columns
 sum to one too, two clusters cannot both become the same concept while another
 concept is left without a cluster, the non-injective "digit maps" that satisfy a
-program's training labels just as well as the true one (e.g. on MNIST-EvenOdd).  At a vertex of the Birkhoff polytope ``P`` is a permutation matrix;
-a blend of two permutations makes each example's answer a blend of two
+program's training labels just as well as the true one (e.g. on MNIST-EvenOdd).
+At a vertex of the Birkhoff polytope ``P`` is a permutation matrix; a blend of two permutations makes each example's answer a blend of two
 answers, so the NeSy likelihood pushes ``P`` towards a vertex.
 """
 

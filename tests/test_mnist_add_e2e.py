@@ -234,10 +234,10 @@ def test_gedi_views_choose_the_first_view(tmp_path, monkeypatch, views):
     calls = []
     original = GEDIObjective.__call__
 
-    def spy(self, view1, view2, data_logits=None, view1_logits=None, weights=None):
+    def spy(self, view1, view2, data_logits=None, view1_logits=None, weights=None, data=None):
         calls.append((view1.detach().clone(), view2.detach().clone(), data_logits is not None,
                       view1_logits is not None))
-        return original(self, view1, view2, data_logits, view1_logits, weights)
+        return original(self, view1, view2, data_logits, view1_logits, weights, data)
 
     monkeypatch.setattr(GEDIObjective, "__call__", spy)
     addition.main(["--pairs", "evenodd", "--train-size", "64", "--test-size", "20", "--gedi-weight", "1",

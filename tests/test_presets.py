@@ -5,7 +5,7 @@ from dataclasses import fields
 
 import pytest
 
-from nesy_gedi.gedi import GEDIWeights, SGLDConfig
+from nesy_gedi.gedi import EstimatorConfig, GEDIWeights, SGLDConfig
 from nesy_gedi.recipes import addition, gedi_pretrain
 from nesy_gedi.recipes.presets import available
 
@@ -81,8 +81,8 @@ def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 
 def test_gedi_and_sgld_flags_share_names_and_defaults_across_commands():
     train, pretrain = _options(addition.build_parser()), _options(gedi_pretrain.build_parser())
-    flagged = [f for cls in (GEDIWeights, SGLDConfig) for f in fields(cls) if "flag" in f.metadata]
-    assert len(flagged) == 12
+    flagged = [f for cls in (GEDIWeights, SGLDConfig, EstimatorConfig) for f in fields(cls) if "flag" in f.metadata]
+    assert len(flagged) == 15
     for f in flagged:
         flag = f.metadata["flag"]
         assert train[flag].default == pretrain[flag].default == f.default, flag

@@ -47,7 +47,8 @@ from nesy_gedi.data import load_mnist
 from nesy_gedi.errors import DataError
 from nesy_gedi.gedi import SGLDConfig, ood_report
 from nesy_gedi.gedi.ood import auroc, energy_scores
-from nesy_gedi.gedi.sgld import conditional_samples, fresh_chain_steps, sample_from_noise
+from nesy_gedi.gedi.estimators import EstimatorConfig, fresh_conditional_samples, fresh_samples
+from nesy_gedi.gedi.sgld import fresh_chain_steps
 from nesy_gedi.metrics import cluster_matching
 from nesy_gedi.networks import MnistCNN
 from nesy_gedi.train.checkpoint import load_network
@@ -59,6 +60,11 @@ def chain_steps(value: str) -> int | str:
     if value == "run":
         return value
     return positive_int(value)
+
+
+def run_estimator(results: dict) -> EstimatorConfig:
+    """How a run's generative term was trained (runs from before the estimators: SGLD)."""
+    return EstimatorConfig(**results.get("estimator", {}))
 
 
 def run_chain_steps(run_args: dict) -> int:
@@ -249,20 +255,22 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for run in runs:
         net, results = load_run(run, device)
         steps = run_chain_steps(results["args"]) if args.sgld_steps == "run" else args.sgld_steps
-        samples = sample_from_noise(net, args.samples, (1, 28, 28), sgld, steps, generator, device)
+        estimator = run_estimator(results)
+        samples = fresh_samples(net, args.samples, (1, 28, 28), estimator, sgld, steps, generator, device)
         save_image(samples[:100].cpu() * 0.5 + 0.5, out / f"samples_{run.parent.name}_{run.name}.png", nrow=10)
         with torch.no_grad():
             test_logits = torch.cat([net(chunk) for chunk in inside.split(1000)])
         n_clusters = int(test_logits.shape[1])
         cluster_digit = cluster_matching(test_logits.argmax(1).cpu(), test.labels, max(n_clusters, 10))
-        conditional = conditional_samples(net, args.per_cluster, n_clusters, (1, 28, 28), sgld, steps, generator,
-                                          device)
+        conditional = fresh_conditional_samples(net, args.per_cluster, n_clusters, (1, 28, 28), estimator, sgld,
+                                                steps, generator, device)
         clusters = torch.arange(n_clusters).repeat_interleave(args.per_cluster)
         grid = conditional.view(n_clusters, args.per_cluster, 1, 28, 28)[:, :10].reshape(-1, 1, 28, 28)
         save_image(grid.cpu() * 0.5 + 0.5, out / f"conditional_{run.parent.name}_{run.name}.png",
                    nrow=min(10, args.per_cluster))
         detection = ood_report(net, inside, outsides, ("energy",))["energy"]
-        row = {"config": run.parent.name, "run": str(run), "seed": results["args"].get("seed"), "chain_steps": steps,
+        row = {"config": run.parent.name, "run": str(run), "seed": results["args"].get("seed"),
+               "estimator": estimator.name, "chain_steps": steps if estimator.name == "sgld" else "annealed",
                "nmi": results["nmi"], "matched_accuracy": results["matched_accuracy"],
                **sample_quality(judge, samples, test_features),
                **{f"{m}_{name}": v[m] for name, v in detection.items() for m in ("auroc", "fpr95")},

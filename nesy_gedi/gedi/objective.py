@@ -10,6 +10,7 @@ With ``p(y|x) = softmax f(x)`` and ``E(x) = -logsumexp_y f(x)_y``:
   replaces ``energy_l2`` on the samples' ``E(x')^2``: with 0 the pull on the samples' energy is
   ``-1`` everywhere and never vanishes, while the data's energy stays anchored at ``-1/(2 energy_l2)``
   (with the same penalty on both, chains that stall at ``E = +1/(2 energy_l2)`` get no gradient);
+  with the ``dsm`` estimator, ``L_gen`` is denoising score matching instead (:mod:`.estimators`);
 * invariance between two augmented views ``x1, x2`` of the same images, with
   gradients through both (no stop-gradient, no momentum encoder):
   ``L_inv = -1/2 mean_b sum_y [p(y|x1) log p(y|x2) + p(y|x2) log p(y|x1)]``;
@@ -40,6 +41,7 @@ from typing import Callable
 import torch
 
 from .cluster_sizes import ClusterSizes
+from .estimators import EstimatorConfig, dsm_loss
 from .sgld import SGLDConfig, SGLDSampler
 
 
@@ -130,10 +132,14 @@ class GEDIObjective:
     def __init__(self, network: Callable[[torch.Tensor], torch.Tensor], image_shape: tuple[int, ...],
                  weights: GEDIWeights | None = None, sgld: SGLDConfig | None = None,
                  device: str | torch.device = "cpu", generator: torch.Generator | None = None,
-                 negatives: int | None = None, sizes: ClusterSizes | None = None) -> None:
+                 negatives: int | None = None, sizes: ClusterSizes | None = None,
+                 estimator: EstimatorConfig | None = None) -> None:
         """``negatives``: SGLD samples per step (default: as many as images in the batch); ``sizes``:
-        estimated cluster sizes for the prior (default: the uniformity prior)."""
+        estimated cluster sizes for the prior (default: the uniformity prior); ``estimator``: how the generative
+        term is trained (default: SGLD contrastive divergence, :mod:`.estimators`)."""
         self.network = network
+        self.estimator = estimator or EstimatorConfig()
+        self.generator = generator
         self.negatives = negatives
         self.sizes = sizes
         self.weights = weights or GEDIWeights()
@@ -144,27 +150,33 @@ class GEDIObjective:
         self.sampler = SGLDSampler(lambda x: energy(network(x)), image_shape, sgld, device, generator)
 
     def __call__(self, view1: torch.Tensor, view2: torch.Tensor, data_logits: torch.Tensor | None = None,
-                 view1_logits: torch.Tensor | None = None, weights: GEDIWeights | None = None) -> GEDITerms:
+                 view1_logits: torch.Tensor | None = None, weights: GEDIWeights | None = None,
+                 data: torch.Tensor | None = None) -> GEDITerms:
         """GEDI terms for two views ``[B, ...]`` of a batch of images.
 
         ``data_logits`` (the logits of the clean images, if already computed, e.g. by the
         NeSy forward) are used for the data energy; otherwise view 1 serves as data.
         ``view1_logits`` skips the forward of view 1 (e.g. when view 1 is the clean
         image, as in the combined NeSy loss).  ``weights`` replaces :attr:`weights` for this call (e.g. a
-        :class:`~.schedule.WeightSchedule`'s weights at the current update).
+        :class:`~.schedule.WeightSchedule`'s weights at the current update).  ``data``: the clean images, which
+        the ``dsm`` estimator noises (default: view 1).
         """
         w = weights if weights is not None else self.weights
         logits1 = view1_logits if view1_logits is not None else self.network(view1)
         logits2 = self.network(view2)
         zero = logits1.new_zeros(())
         gen, energies = zero, {}
-        if w.gen > 0:
-            data = energy(data_logits if data_logits is not None else logits1)
+        if w.gen > 0 and self.estimator.name == "dsm":
+            gen, energies = dsm_loss(self.network, data if data is not None else view1, self.estimator,
+                                     self.generator)
+            energies["data_energy"] = energy(data_logits if data_logits is not None else logits1).detach().mean()
+        elif w.gen > 0:
+            data_energy = energy(data_logits if data_logits is not None else logits1)
             samples = energy(self.network(self.sampler.sample(self.negatives or view1.shape[0])))
             sample_l2 = w.energy_l2 if w.sample_l2 is None else w.sample_l2
-            gen = (data.mean() - samples.mean() + w.energy_l2 * data.pow(2).mean()
+            gen = (data_energy.mean() - samples.mean() + w.energy_l2 * data_energy.pow(2).mean()
                    + sample_l2 * samples.pow(2).mean())
-            energies = {"data_energy": data.detach().mean(), "sample_energy": samples.detach().mean()}
+            energies = {"data_energy": data_energy.detach().mean(), "sample_energy": samples.detach().mean()}
         cluster1, cluster2 = logits1 / w.temperature, logits2 / w.temperature
         invariance = invariance_loss(cluster1, cluster2) if w.invariance > 0 else zero
         prior = zero

@@ -33,7 +33,7 @@ from ..data.concept_labels import labelled_concepts
 from ..data.rsbench import SETTINGS as RSBENCH_SETTINGS, rsbench_split
 from ..data.shortcuts import PAIR_SETS, n_concepts, pair_filter
 from ..errors import DataError
-from ..gedi import ClusterSizes, GEDIObjective, GEDIWeights, SGLDConfig
+from ..gedi import ClusterSizes, EstimatorConfig, GEDIObjective, GEDIWeights, SGLDConfig
 from ..gedi.schedule import WeightSchedule
 from ..networks import ARCHITECTURES, build_network
 from ..train.checkpoint import atomic_write_json, load_weights, network_state, save_network
@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_aug_warmup(gedi)
     add_dataclass_flags(groups, GEDIWeights)
     add_dataclass_flags(groups, SGLDConfig)
+    add_dataclass_flags(groups, EstimatorConfig)
     experimental.add_argument("--estimate-sizes", type=nonnegative_int, default=None, metavar="STEPS",
                               help="after STEPS updates under the uniform prior, replace it by a KL to estimated "
                                    f"cluster sizes (hard-assignment fractions over the last {SIZE_PERIOD} updates, "
@@ -216,7 +217,7 @@ def run(args: argparse.Namespace) -> dict:
             sizes = ClusterSizes(concepts, args.estimate_sizes, SIZE_PERIOD, *SIZE_BOUNDS)
             extra["cluster_sizes"] = sizes
         gedi = GEDIObjective(base, (1, 28, 28), weights, from_flags(SGLDConfig, args), device, generator,
-                             sizes=sizes)
+                             sizes=sizes, estimator=from_flags(EstimatorConfig, args))
         schedule = WeightSchedule(weights, early_prior=args.early_prior_weight, early_until=args.nesy_after)
         extra["replay_buffer"] = gedi.sampler.buffer
     loss = AdditionLoss(model, train, net, base, device, generator, args.nesy_after, train_augment, gedi, schedule,

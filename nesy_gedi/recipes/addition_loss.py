@@ -64,10 +64,10 @@ class AdditionLoss:
             weights = self.schedule.at(step) if self.schedule is not None else None
             if self.gedi_views == "augmented":  # two augmented copies; the clean logits serve as data energy
                 gedi_terms = self.gedi(views(clean, self.generator), views(clean, self.generator), cluster_logits,
-                                       weights=weights)
+                                       weights=weights, data=clean)
             else:
                 gedi_terms = self.gedi(clean, views(clean, self.generator), cluster_logits,
-                                       view1_logits=cluster_logits, weights=weights)
+                                       view1_logits=cluster_logits, weights=weights, data=clean)
             terms.update({f"gedi_{k}": v for k, v in gedi_terms.items().items()})
             loss = loss + self.gedi_weight * gedi_terms.total
         if self.labelled is not None:

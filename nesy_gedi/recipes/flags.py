@@ -1,5 +1,6 @@
 """One command-line vocabulary for every recipe: flag groups, and the GEDI and SGLD flags generated from
-:class:`~nesy_gedi.gedi.GEDIWeights` and :class:`~nesy_gedi.gedi.SGLDConfig`, so that ``nesy-gedi pretrain`` and
+:class:`~nesy_gedi.gedi.GEDIWeights`, :class:`~nesy_gedi.gedi.SGLDConfig` and
+:class:`~nesy_gedi.gedi.EstimatorConfig`, so that ``nesy-gedi pretrain`` and
 ``nesy-gedi train --gedi-weight W`` share their names and defaults.
 
 Each dataclass field that names a ``flag`` in its metadata becomes one option in the GEDI group (or the experimental
@@ -46,7 +47,9 @@ def add_dataclass_flags(groups: dict[str, argparse._ArgumentGroup], cls: type) -
             continue
         default = f.default if f.default is not MISSING else None
         kind = meta.get("kind")
-        if kind is not None:
+        if "choices" in meta:
+            parse = str
+        elif kind is not None:
             parse = _KINDS[kind]
         elif f.type in ("int", int):
             parse = positive_int
@@ -55,7 +58,7 @@ def add_dataclass_flags(groups: dict[str, argparse._ArgumentGroup], cls: type) -
         shown = "none" if default is None else default
         group = groups["experimental" if meta.get("experimental") else "gedi"]
         group.add_argument(meta["flag"], type=parse, default=default, metavar=meta.get("metavar"),
-                           help=f"{meta['help']} (default {shown})")
+                           choices=meta.get("choices"), help=f"{meta['help']} (default {shown})")
 
 
 def from_flags(cls: type[T], args: argparse.Namespace) -> T:

@@ -33,13 +33,14 @@ from ..commands import (add_common_arguments, existing_file, nonnegative_int, ou
 from ..data import load_mnist
 from ..data.mnist import DATASETS
 from ..errors import DataError
-from ..gedi import GEDIObjective, GEDIWeights, SaturationMonitor, SGLDConfig, gen_floor
-from ..gedi.sgld import conditional_samples, fresh_chain_steps, sample_from_noise
+from ..gedi import EstimatorConfig, GEDIObjective, GEDIWeights, SaturationMonitor, SGLDConfig, gen_floor
+from ..gedi.estimators import fresh_conditional_samples, fresh_samples
+from ..gedi.schedule import WeightSchedule
+from ..gedi.sgld import fresh_chain_steps
 from ..networks import ARCHITECTURES, build_network
 from ..train.checkpoint import atomic_write_json, load_network, save_network
 from ..train.evaluate import evaluate_clusters
 from ..train.loop import LoopConfig, Trainer
-from ..gedi.schedule import WeightSchedule
 from .common import begin_run, seed_everything
 from .flags import add_aug_warmup, add_dataclass_flags, flag_groups, from_flags
 from .presets import add_preset_arguments, parse_with_presets
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_arguments(training)
     add_dataclass_flags(groups, GEDIWeights)
     add_dataclass_flags(groups, SGLDConfig)
+    add_dataclass_flags(groups, EstimatorConfig)
     add_aug_warmup(gedi)
     gedi.add_argument("--gen-after", type=nonnegative_int, default=1000,
                       help="updates of clustering (invariance + prior) before the generative term starts "
@@ -118,7 +120,8 @@ def run(args: argparse.Namespace) -> dict:
     weights, sgld = from_flags(GEDIWeights, args), from_flags(SGLDConfig, args)
     schedule = WeightSchedule(weights, gen_after=args.gen_after, gen_warmup=args.gen_warmup)
     generator = torch.Generator().manual_seed(args.seed)
-    gedi = GEDIObjective(net, (1, 28, 28), weights, sgld, device, generator, args.sgld_batch)
+    estimator = from_flags(EstimatorConfig, args)
+    gedi = GEDIObjective(net, (1, 28, 28), weights, sgld, device, generator, args.sgld_batch, estimator=estimator)
     augment = DigitAugment()
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
     steps_per_epoch = n_train // args.batch_size
@@ -136,9 +139,9 @@ def run(args: argparse.Namespace) -> dict:
         now = schedule.at(t)
         views = augment.warmed_up(t, args.aug_warmup)
         data_logits = net(images) if now.gen > 0 else None  # only the data energy needs it
-        terms = gedi(views(images, generator), views(images, generator), data_logits, weights=now)
+        terms = gedi(views(images, generator), views(images, generator), data_logits, weights=now, data=images)
         logged = terms.items()
-        if terms.energies:
+        if "sample_energy" in logged:  # contrastive divergence: its loss has a floor
             saturation.observe(logged["gen"], logged["data_energy"], logged["sample_energy"])
         return {"loss": terms.total, **{k: v for k, v in logged.items() if k != "total"}}
 
@@ -157,6 +160,7 @@ def run(args: argparse.Namespace) -> dict:
         "args": dict(vars(args)),
         "weights": asdict(weights),
         "sgld": asdict(sgld),
+        "estimator": asdict(estimator),
         "steps": state.step,
         "train_seconds": state.seconds,
         **clusters,
@@ -169,8 +173,10 @@ def run(args: argparse.Namespace) -> dict:
     atomic_write_json(out / "results.json", results)
     from torchvision.utils import save_image
 
-    save_image(gedi.sampler.buffer.samples[:64].cpu() * 0.5 + 0.5, out / "sgld_samples.png", nrow=8)
-    save_sample_grids(net, out, sgld, args.sample_steps or fresh_chain_steps(args.sgld_steps, args.sgld_restart),
+    if estimator.name == "sgld":
+        save_image(gedi.sampler.buffer.samples[:64].cpu() * 0.5 + 0.5, out / "sgld_samples.png", nrow=8)
+    save_sample_grids(net, out, estimator, sgld,
+                      args.sample_steps or fresh_chain_steps(args.sgld_steps, args.sgld_restart),
                       torch.Generator().manual_seed(args.seed), device)
     return results
 
@@ -191,19 +197,19 @@ def extended_steps(args: argparse.Namespace, requested: int | None, checkpoint: 
     return requested
 
 
-def save_sample_grids(net: torch.nn.Module, out: Path, sgld: SGLDConfig, steps: int, generator: torch.Generator,
-                      device: torch.device, per_row: int = 10) -> None:
+def save_sample_grids(net: torch.nn.Module, out: Path, estimator: EstimatorConfig, sgld: SGLDConfig, steps: int,
+                      generator: torch.Generator, device: torch.device, per_row: int = 10) -> None:
     """``samples_noise.png`` (fresh chains from uniform noise on E(x)) and ``samples_conditional.png``
-    (one row per cluster y, chains on E(x, y) = -f(x)[y])."""
+    (one row per cluster y, chains on E(x, y) = -f(x)[y]), with the sampler of the model's estimator."""
     from torchvision.utils import save_image
 
     net.eval()
     shape = (1, 28, 28)
-    fresh = sample_from_noise(net, per_row * per_row, shape, sgld, steps, generator, device)
+    fresh = fresh_samples(net, per_row * per_row, shape, estimator, sgld, steps, generator, device)
     save_image(fresh.cpu() * 0.5 + 0.5, out / "samples_noise.png", nrow=per_row)
     with torch.no_grad():
         n_clusters = int(net(fresh[:1]).shape[1])
-    rows = conditional_samples(net, per_row, n_clusters, shape, sgld, steps, generator, device)
+    rows = fresh_conditional_samples(net, per_row, n_clusters, shape, estimator, sgld, steps, generator, device)
     save_image(rows.cpu() * 0.5 + 0.5, out / "samples_conditional.png", nrow=per_row)
     net.train()
 

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The estimator comparison: 3 arms x 3 seeds of `nesy-gedi pretrain --arch ebm`, two runs at a time on one thread
+# each, then the judge. Usage: bash experiments/gedi_estimators/run.sh [OUT] (default runs/gedi_estimators)
+set -euo pipefail
+OUT=${1:-runs/gedi_estimators}
+COMMON="--arch ebm --steps 1200 --gen-after 400 --no-progress --log-every 200"
+declare -A ARMS=(
+  [sgld]="--gen-estimator sgld"
+  [dsm_w1]="--gen-estimator dsm --gen-weight 1"
+  [dsm_w10]="--gen-estimator dsm --gen-weight 10"
+)
+jobs=()
+for arm in sgld dsm_w1 dsm_w10; do
+  for seed in 0 1 2; do
+    jobs+=("$arm $seed")
+  done
+done
+run() {
+  local arm=$1 seed=$2
+  OMP_NUM_THREADS=1 nesy-gedi pretrain $COMMON ${ARMS[$arm]} --seed "$seed" --out "$OUT/$arm/seed$seed" \
+    > "$OUT/$arm.seed$seed.log" 2>&1
+}
+mkdir -p "$OUT"
+for ((i = 0; i < ${#jobs[@]}; i += 2)); do
+  run ${jobs[i]} &
+  if ((i + 1 < ${#jobs[@]})); then run ${jobs[i + 1]} & fi
+  wait
+done
+python -m experiments.gedi.unification --runs "$OUT" --samples 500 --per-cluster 50 --out "$OUT/judged"

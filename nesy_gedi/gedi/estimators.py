@@ -1,0 +1,118 @@
+"""How GEDI's generative term is trained: estimators of the likelihood gradient of ``p(x) ∝ exp(-E(x))`` with
+``E(x) = -logsumexp f(x)``, the same network's energy whatever the estimator.
+
+* ``sgld`` (the default, as in the GEDI paper and JEM): contrastive divergence,
+  ``mean E(data) - mean E(x')`` with ``x'`` from SGLD chains (:mod:`.sgld`, :class:`~.objective.GEDIObjective`).
+* ``dsm``: denoising score matching at several noise levels, with no chain.  For ``x~ = x + sigma * eps``,
+  ``eps ~ N(0, I)`` and ``sigma`` log-uniform in ``[sigma_min, sigma_max]``, the model's score at noise level
+  ``sigma`` is ``-grad E(x~) / sigma`` (the noise-conditional energy ``E / sigma``, as NCSNv2 scales its score), and
+  the ``sigma^2``-weighted DSM loss is ``mean || grad_x~ E(x~) - eps ||^2 / D`` (``D`` pixels; 1 at ``grad E = 0``).
+  Its minimiser gives ``-E(x) / sigma_min`` as the log-density of the data smoothed at ``sigma_min``; the energy
+  ranks inputs as ``E`` does (OOD scores unchanged) and the classifier ``softmax f(x)`` does not see the scale.
+  Samples come from annealed Langevin dynamics over the same levels (:func:`annealed_langevin`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .sgld import SGLDConfig, sample_from_noise
+
+ESTIMATORS = ("sgld", "dsm")
+
+
+@dataclass
+class EstimatorConfig:
+    """Which estimator trains the generative term, and the noise levels of ``dsm``.
+
+    Each field's metadata names its command-line flag (:mod:`nesy_gedi.recipes.flags`)."""
+
+    name: str = field(default="sgld", metadata={"flag": "--gen-estimator", "choices": ESTIMATORS,
+                                                "help": "how the generative term is trained: sgld (contrastive "
+                                                        "divergence with SGLD chains) or dsm (denoising score "
+                                                        "matching at several noise levels, no chain)"})
+    sigma_min: float = field(default=0.02, metadata={"flag": "--dsm-sigma-min", "kind": "positive",
+                                                     "help": "smallest noise level of dsm (images in [-1, 1])"})
+    sigma_max: float = field(default=1.0, metadata={"flag": "--dsm-sigma-max", "kind": "positive",
+                                                    "help": "largest noise level of dsm"})
+
+    def __post_init__(self) -> None:
+        if self.name not in ESTIMATORS:
+            raise ValueError(f"unknown estimator {self.name!r}; choose from {', '.join(ESTIMATORS)}")
+        if not 0 < self.sigma_min <= self.sigma_max:
+            raise ValueError(f"dsm needs 0 < sigma_min <= sigma_max, got {self.sigma_min} and {self.sigma_max}")
+
+    def sigmas(self, levels: int) -> torch.Tensor:
+        """``levels`` noise levels from ``sigma_max`` down to ``sigma_min``, geometrically spaced."""
+        if levels == 1:
+            return torch.tensor([self.sigma_min])
+        return torch.logspace(math.log10(self.sigma_max), math.log10(self.sigma_min), levels)
+
+
+def _energy(network: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, cluster: int | None = None):
+    logits = network(x)
+    return -torch.logsumexp(logits, 1) if cluster is None else -logits[:, cluster]
+
+
+def dsm_loss(network: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, config: EstimatorConfig,
+             generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``(loss, {"noisy_energy": mean E(x~)})`` of multi-level denoising score matching on ``images`` ``[B, ...]``
+    (see the module's docstring); the loss has gradients for the network's parameters (double backprop)."""
+    n, device = images.shape[0], images.device
+    u = torch.rand(n, generator=generator).to(device)
+    sigma = (config.sigma_min * (config.sigma_max / config.sigma_min) ** u).view(n, *[1] * (images.dim() - 1))
+    eps = torch.randn(images.shape, generator=generator).to(device)
+    noisy = (images.detach() + sigma * eps).requires_grad_(True)
+    e = _energy(network, noisy)
+    (grad,) = torch.autograd.grad(e.sum(), noisy, create_graph=True)
+    loss = (grad - eps).pow(2).flatten(1).mean(1).mean()
+    return loss, {"noisy_energy": e.detach().mean()}
+
+
+def annealed_langevin(network: Callable[[torch.Tensor], torch.Tensor], n: int, shape: tuple[int, ...],
+                      config: EstimatorConfig, generator: torch.Generator | None = None,
+                      device: str | torch.device = "cpu", cluster: int | None = None, levels: int = 10,
+                      steps: int = 10, step: float = 1e-4, low: float = -1.0, high: float = 1.0,
+                      batch_size: int = 500) -> torch.Tensor:
+    """``n`` samples of a ``dsm``-trained energy from uniform noise: at each of ``levels`` noise levels ``sigma``
+    (largest first), ``steps`` Langevin steps on ``E / sigma`` with step ``step * (sigma / sigma_min)^2``, then one
+    denoising step at ``sigma_min``. ``cluster=y`` samples the cluster-conditional ``E(x, y) = -f(x)[y]``."""
+    sigmas = config.sigmas(levels).tolist()
+    out = []
+    for start in range(0, n, batch_size):
+        m = min(batch_size, n - start)
+        x = (low + (high - low) * torch.rand((m, *shape), generator=generator)).to(device)
+        for sigma in sigmas:
+            alpha = step * (sigma / config.sigma_min) ** 2
+            for _ in range(steps):
+                x = x.detach().requires_grad_(True)
+                (grad,) = torch.autograd.grad(_energy(network, x, cluster).sum(), x)
+                noise = torch.randn(x.shape, generator=generator).to(device)
+                x = (x - 0.5 * alpha * grad / sigma + math.sqrt(alpha) * noise).clamp(low, high)
+        x = x.detach().requires_grad_(True)  # denoise: the expected clean image at the smallest level
+        (grad,) = torch.autograd.grad(_energy(network, x, cluster).sum(), x)
+        out.append((x - config.sigma_min * grad).clamp(low, high).detach())
+    return torch.cat(out) if out else torch.zeros((0, *shape), device=device)
+
+
+def fresh_samples(network: Callable[[torch.Tensor], torch.Tensor], n: int, shape: tuple[int, ...],
+                  estimator: EstimatorConfig, sgld: SGLDConfig, steps: int, generator: torch.Generator | None = None,
+                  device: str | torch.device = "cpu", cluster: int | None = None) -> torch.Tensor:
+    """``n`` samples from uniform noise with the sampler that matches how the model was trained: ``steps`` SGLD
+    steps (``sgld``) or :func:`annealed_langevin` (``dsm``); ``cluster=y``: of ``E(x, y) = -f(x)[y]``."""
+    if estimator.name == "dsm":
+        return annealed_langevin(network, n, shape, estimator, generator, device, cluster)
+    return sample_from_noise(network, n, shape, sgld, steps, generator, device, cluster=cluster)
+
+
+def fresh_conditional_samples(network: Callable[[torch.Tensor], torch.Tensor], per_cluster: int, n_clusters: int,
+                              shape: tuple[int, ...], estimator: EstimatorConfig, sgld: SGLDConfig, steps: int,
+                              generator: torch.Generator | None = None,
+                              device: str | torch.device = "cpu") -> torch.Tensor:
+    """``[n_clusters * per_cluster, *shape]`` fresh samples, cluster by cluster (rows of a grid)."""
+    return torch.cat([fresh_samples(network, per_cluster, shape, estimator, sgld, steps, generator, device, k)
+                      for k in range(n_clusters)])
