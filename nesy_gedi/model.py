@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import torch
-from problog.logic import Term
+from problog.logic import Term, Var
 from torch import nn
 
 from .compiled import CompiledQuery
@@ -209,11 +210,12 @@ class NeSyModel(nn.Module):
     def program_probabilities(self) -> list[tuple[Term, float]]:
         """Every query of the program (``query/1`` facts and rules) with its answers, as ProbLog reports them.
 
-        A query with variables and no answer is reported once, as written, with probability 0.
+        A query with variables and no answer is reported once, as written, with probability 0.  Anonymous
+        variables (``query(p(_))``) are answered like named ones: once per grounding.
         """
         found: list[tuple[Term, float]] = []
         for query in self.grounder.queries:
-            answers = self.answer_probabilities(str(query))
+            answers = self.answer_probabilities(str(_name_anonymous(query)))
             found.extend(answers if answers else [(query, 0.0)])
         return found
 
@@ -305,3 +307,18 @@ def _batch_size(inputs: Mapping[str, torch.Tensor], query: str) -> int:
     if len(set(sizes.values())) != 1:
         raise InputError(f"inputs of {query} have different batch sizes: {sizes}")
     return next(iter(sizes.values()))
+
+
+def _name_anonymous(term: Term) -> Term:
+    """``term`` with each anonymous variable ``_`` replaced by a distinct named one, so that it becomes an output."""
+    taken = {str(v) for v in term.variables()} if hasattr(term, "variables") else set()
+    fresh = (f"_Anon{i}" for i in itertools.count() if f"_Anon{i}" not in taken)
+
+    def walk(t):
+        if isinstance(t, Var):
+            return Var(next(fresh)) if t.name == "_" else t
+        if isinstance(t, Term) and t.args:
+            return t.with_args(*(walk(a) for a in t.args))
+        return t
+
+    return walk(term)

@@ -134,6 +134,11 @@ query(count([1,2,3], N)).""",
     "certain query": "a. 0.4::b. c :- a. c :- b. query(c).",
     "neck <-": "0.3::a. p <- a. query(p).",
     "anonymous variables": "0.5::e(1,2). 0.4::e(2,3). 0.3::e(1,3). src(X) :- e(X,_). query(src(X)).",
+    "anonymous variables in a query": ":- use_module(library(lists)). 0.6::k. w(L) :- k, append([_, _], L). "
+                                      "query(append([_, _], [p, q])). query(append([_, _, _], [1, 2])). "
+                                      "query(w([r, s, t])).",
+    "clause/2": "p :- q. r :- s, t ; u. 0.3::q. b(X, P) :- clause(X, q, P). h(X, P) :- clause(p, X, P). "
+                "g(X, P) :- clause(r, X, P). query(b(_, _)). query(h(_, _)). query(g(_, _)).",
     "random variable in head": "0.5::p(X). query(p(1)). query(p(foo)).",
     "probabilistic clause with variables": "n(1). n(2). 0.3::q(X) :- n(X). r :- q(1), q(2). query(r).",
 }
