@@ -13,7 +13,6 @@ from typing import IO, Any, Iterator
 
 import torch
 
-from ..errors import NotSupportedError
 
 _TINY = torch.finfo(torch.float32).tiny
 
@@ -22,13 +21,12 @@ class Network:
     """Wraps a torch module for use in a :class:`~nesy_gedi.deepproblog.model.Model`.
 
     ``batching=True`` calls the module once on stacked inputs; ``batching=False``
-    calls it once per input, as DeepProbLog does.
+    calls it once per input, as DeepProbLog does.  ``k`` (DeepProbLog's top-k outputs, used by its
+    approximate engine) is accepted and kept; inference here stays exact, over every output.
     """
 
     def __init__(self, network_module: torch.nn.Module, name: str, optimizer: torch.optim.Optimizer | None = None,
                  scheduler: Any = None, k: int | None = None, batching: bool = False) -> None:
-        if k is not None:
-            raise NotSupportedError(f"not supported: Network(k={k}) (top-k outputs); nesy_gedi uses every output")
         self.network_module = network_module
         self.name = name
         self.optimizer = optimizer

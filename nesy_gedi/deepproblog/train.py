@@ -28,6 +28,10 @@ from .utils.logger import Logger
 from .utils.stop_condition import EpochStop, StopCondition
 
 
+LOSSES = ("cross_entropy", "mse")
+UNBOUNDED_EPOCHS = 10 ** 9  # a stop condition other than an epoch count decides when training ends
+
+
 def cross_entropy(log_p: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``-(t log p + (1-t) log(1-p))`` per query, from ``log p`` (exact where ``t`` is 0 or 1)."""
     log_not_p = torch.log(-torch.expm1(log_p.clamp(max=-1e-12)))
@@ -51,27 +55,31 @@ class TrainObject:
         self.interrupt = False
         self.trainer: Trainer | None = None
 
-    def get_loss(self, batch: list) -> torch.Tensor:
+    def get_loss(self, batch: list, loss_function_name: str = "cross_entropy") -> torch.Tensor:
+        """The batch's mean loss against each query's target probability: DeepProbLog's cross-entropy, or
+        ``mse``, the squared difference of the probabilities."""
         log_p, kept = self.model.log_likelihoods(batch)
         if not kept:
             return torch.zeros((), requires_grad=True)
         target = torch.tensor([float(batch[i].p) for i in kept], dtype=log_p.dtype, device=log_p.device)
+        if loss_function_name == "mse":
+            return (log_p.exp() - target).pow(2).mean()
         return cross_entropy(log_p, target).mean()
 
     def train(self, loader: DataLoader, stop_criterion: int | StopCondition, verbose: int = 1,
               loss_function_name: str = "cross_entropy", with_negatives: bool = False, log_iter: int = 100,
               initial_test: bool = True, **kwargs: Any) -> Logger:
-        if loss_function_name != "cross_entropy":
-            raise NotSupportedError(f"not supported: loss_function_name={loss_function_name!r}; use 'cross_entropy'")
+        if loss_function_name not in LOSSES:
+            raise NotSupportedError(f"not supported: loss_function_name={loss_function_name!r}; use one of "
+                                    f"{', '.join(LOSSES)}")
         if with_negatives:
             raise NotSupportedError("not supported: with_negatives=True")
-        if isinstance(stop_criterion, EpochStop):
-            epochs = stop_criterion.max_epoch
-        elif isinstance(stop_criterion, int) and not isinstance(stop_criterion, bool):
-            epochs = stop_criterion
-        else:
-            raise NotSupportedError(f"not supported: stop condition {stop_criterion}; pass a number of epochs or "
-                                    "EpochStop(n)")
+        if isinstance(stop_criterion, int) and not isinstance(stop_criterion, bool):
+            stop_criterion = EpochStop(stop_criterion)
+        if not isinstance(stop_criterion, StopCondition):
+            raise NotSupportedError(f"not supported: stop condition {stop_criterion!r}; pass a number of epochs or "
+                                    "a StopCondition")
+        epochs = stop_criterion.max_epoch if isinstance(stop_criterion, EpochStop) else UNBOUNDED_EPOCHS
         checkpoint = None
         if kwargs.get("resume"):
             if kwargs.get("out") is None:
@@ -88,7 +96,7 @@ class TrainObject:
             self.logger.log_list(self.i, value)
             print("Test: ", value)
         if verbose:
-            print("Training ", f"for {epochs} epoch(s)")
+            print("Training ", stop_criterion)
         config = LoopConfig(out=kwargs.get("out"), epochs=epochs, batch_size=loader.batch_size, progress=False,
                             checkpoint_every=kwargs.get("checkpoint_every"), description="train_model")
         steps_per_epoch = config.steps_per_epoch(loader.length)
@@ -96,7 +104,7 @@ class TrainObject:
 
         def step(indices: torch.Tensor) -> dict[str, torch.Tensor]:
             self.model.train()
-            return {"loss": self.get_loss([loader.dataset[i] for i in indices.tolist()])}
+            return {"loss": self.get_loss([loader.dataset[i] for i in indices.tolist()], loss_function_name)}
 
         def after_step(state: LoopState, terms: dict[str, float]) -> None:
             nonlocal epoch_start
@@ -119,7 +127,8 @@ class TrainObject:
         modules = {name: n.network_module for name, n in self.model.networks.items()}
         self.trainer = Trainer(config, loader.length, step, modules, self.model.optimizer, torch.Generator(),
                                extra_state={"loader": loader}, run_info={"kind": "deepproblog"},
-                               order_fn=loader.epoch_order, after_step=after_step)
+                               order_fn=loader.epoch_order, after_step=after_step,
+                               stop_when=lambda state: self.interrupt or stop_criterion.is_stop(self))
         self.model.optimizer.step_epoch()
         if checkpoint is not None:  # after step_epoch: the checkpoint's scheduler state wins
             self.trainer.load_state_dict(checkpoint)

@@ -112,11 +112,13 @@ class Trainer:
         order_fn: Callable[[], torch.Tensor] | None = None,
         after_step: Callable[["LoopState", Mapping[str, float]], None] | None = None,
         on_epoch_end: Callable[["LoopState"], Mapping[str, Any] | None] | None = None,
+        stop_when: Callable[["LoopState"], bool] | None = None,
     ) -> None:
         """``order_fn`` gives each epoch's example order (default: a permutation drawn from
         ``generator``); ``after_step(state, loss_terms)`` runs after every update;
         ``on_epoch_end(state)`` after each full epoch, before its checkpoint (it may change the
-        networks; what it returns joins the epoch's ``history`` record)."""
+        networks; what it returns joins the epoch's ``history`` record); ``stop_when(state)``, checked
+        before every update, ends training early when it returns true (e.g. a stop condition on a metric)."""
         if n_examples < 1:
             raise NesyError("no training examples")
         self.config, self.n_examples, self.step_fn = config, n_examples, step_fn
@@ -124,6 +126,7 @@ class Trainer:
         self.generator, self.extra_state = generator, dict(extra_state or {})
         self.run_info = dict(run_info or {})
         self.order_fn, self.after_step, self.on_epoch_end = order_fn, after_step, on_epoch_end
+        self.stop_when = stop_when
         self.state = LoopState()
         self._stop_signal: int | None = None
         self.out = Path(config.out) if config.out is not None else None
@@ -223,6 +226,8 @@ class Trainer:
     def _finished(self, started: float, seconds_before: float) -> bool:
         s, c = self.state, self.config
         if s.step >= self.total_steps or s.epoch >= c.epochs:
+            return True
+        if self.stop_when is not None and self.stop_when(s):
             return True
         return c.minutes is not None and seconds_before + time.perf_counter() - started >= c.minutes * 60
 
