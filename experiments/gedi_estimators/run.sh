@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The estimator comparison: 3 arms x 3 seeds of `nesy-gedi pretrain --arch ebm`, two runs at a time on one thread
+# The estimator comparison: 3 arms x 3 seeds of `nesy-gedi pretrain` (the default LeNet), two runs at a time on one thread
 # each, then the judge. Usage: bash experiments/gedi_estimators/run.sh [OUT] (default runs/gedi_estimators)
 set -euo pipefail
 OUT=${1:-runs/gedi_estimators}
-COMMON="--arch ebm --steps 1200 --gen-after 400 --no-progress --log-every 200"
+COMMON="--steps 1500 --gen-after 500 --no-progress --log-every 250"
 declare -A ARMS=(
   [sgld]="--gen-estimator sgld"
   [dsm_w1]="--gen-estimator dsm --gen-weight 1"

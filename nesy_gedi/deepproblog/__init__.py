@@ -10,8 +10,7 @@
 Same signatures and behaviour (networks return probabilities; ``save_state``
 files are DeepProbLog's zip format), evaluated exactly on batched circuits.
 Not supported, said when used: ``ApproximateEngine``, embeddings, learnable
-``t(_)`` probabilities, ``Network(k=...)``, ``with_negatives``, stop conditions
-other than an epoch count.
+``t(_)`` probabilities, ``with_negatives``.
 """
 
 from problog.logic import Constant, Term, Var
