@@ -36,21 +36,29 @@ class EpochStop(StopCondition):
         return f"for {self.max_epoch} epoch(s)"
 
 
-class StopOnPlateau(StopCondition):
-    """Stop once ``attribute`` has not risen by more than a fraction ``delta`` above its best value for
-    ``patience`` logged values, ignoring the first ``warm_up`` values."""
+class _AfterWarmUp(StopCondition):
+    """A condition on the logged series ``attribute`` that looks at it only after ``warm_up`` values."""
 
     def __init__(self, attribute: str, delta: float = 0.01, patience: int = 5, warm_up: int = 5) -> None:
         self.attribute, self.delta, self.patience, self.warm_up = attribute, delta, patience, warm_up
-        self.best = warm_up
+        self.mark = warm_up  # the index of the last value that counted (the best one, or the last change)
+
+    def _series(self, train_object) -> list | None:
+        data = train_object.logger.get_attribute(self.attribute)
+        return data if len(data) > self.warm_up else None
+
+
+class StopOnPlateau(_AfterWarmUp):
+    """Stop once ``attribute`` has not risen by more than a fraction ``delta`` above its best value for
+    ``patience`` logged values, ignoring the first ``warm_up`` values."""
 
     def is_stop(self, train_object) -> bool:
-        data = train_object.logger.get_attribute(self.attribute)
-        if len(data) <= self.warm_up:
+        data = self._series(train_object)
+        if data is None:
             return False
-        if self.best == -1 or data[-1] > data[self.best] * (1 + self.delta):
-            self.best = len(data) - 1
-        if len(data) - self.best >= self.patience:
+        if self.mark == -1 or data[-1] > data[self.mark] * (1 + self.delta):
+            self.mark = len(data) - 1
+        if len(data) - self.mark >= self.patience:
             print(f"No improvement for {self.patience} steps. Stopping.")
             return True
         return False
@@ -59,21 +67,17 @@ class StopOnPlateau(StopCondition):
         return f"until plateau in {self.attribute}"
 
 
-class StopOnNoChange(StopCondition):
+class StopOnNoChange(_AfterWarmUp):
     """Stop once ``attribute`` has stayed within a fraction ``delta`` of its last changed value for more than
     ``patience`` logged values, ignoring the first ``warm_up`` values."""
 
-    def __init__(self, attribute: str, delta: float = 0.01, patience: int = 5, warm_up: int = 5) -> None:
-        self.attribute, self.delta, self.patience, self.warm_up = attribute, delta, patience, warm_up
-        self.last_change = warm_up
-
     def is_stop(self, train_object) -> bool:
-        data = train_object.logger.get_attribute(self.attribute)
-        if len(data) <= self.warm_up:
+        data = self._series(train_object)
+        if data is None:
             return False
-        if abs(data[-1] - data[self.last_change]) > data[self.last_change] * self.delta:
-            self.last_change = len(data) - 1
-        if len(data) - self.last_change > self.patience:
+        if abs(data[-1] - data[self.mark]) > data[self.mark] * self.delta:
+            self.mark = len(data) - 1
+        if len(data) - self.mark > self.patience:
             print(f"No change for {self.patience} steps. Stopping.")
             return True
         return False
