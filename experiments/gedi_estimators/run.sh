@@ -27,3 +27,4 @@ for ((i = 0; i < ${#jobs[@]}; i += 2)); do
   wait
 done
 python -m experiments.gedi.unification --runs "$OUT" --samples 500 --per-cluster 50 --out "$OUT/judged"
+python -m experiments.gedi_estimators.summary "$OUT"
