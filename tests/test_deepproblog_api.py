@@ -171,3 +171,70 @@ def test_losses_and_networks():
     assert small(torch.randn(2, 3, 64, 64)).shape == (2, 2)
     with pytest.raises(NesyError, match="not supported: smallnet\\(pretrained=True\\)"):
         smallnet(pretrained=True)
+
+
+DEEPPROBLOG_MODULES = [  # every module of DeepProbLog 2.1.0's package, examples aside
+    "arithmetic_circuit", "dataset", "embeddings", "engines", "engines.approximate_engine", "engines.builtins",
+    "engines.engine", "engines.exact_engine", "engines.prolog_engine", "engines.prolog_engine.engine",
+    "engines.prolog_engine.heuristics", "engines.prolog_engine.swi_program", "engines.prolog_engine.swip",
+    "evaluate", "loss", "model", "network", "optimizer", "query", "semiring", "semiring.graph_semiring", "solver",
+    "tensor", "train", "utils", "utils.cache", "utils.confusion_matrix", "utils.logger", "utils.standard_networks",
+    "utils.stop_condition",
+]
+
+
+@pytest.mark.parametrize("name", DEEPPROBLOG_MODULES)
+def test_every_deepproblog_module_path_imports(name):
+    import importlib
+
+    assert importlib.import_module(f"nesy_gedi.deepproblog.{name}")
+
+
+def test_what_is_not_supported_says_so_when_called():
+    from nesy_gedi.deepproblog.arithmetic_circuit import ArithmeticCircuit
+    from nesy_gedi.deepproblog.embeddings import Embedding
+    from nesy_gedi.deepproblog.engines import builtins, exact_engine
+    from nesy_gedi.deepproblog.engines.engine import Engine
+    from nesy_gedi.deepproblog.engines.prolog_engine.swi_program import SWIProgram
+    from nesy_gedi.deepproblog.optimizer import SGD
+    from nesy_gedi.deepproblog.solver import Solver
+    from nesy_gedi.deepproblog.utils.cache import Cache
+
+    model, _, _ = _model()
+    calls = {
+        "ArithmeticCircuit": lambda: ArithmeticCircuit(None, None),
+        "embeddings": lambda: Embedding(3),
+        "tensor builtin rbf": lambda: builtins.rbf(1, 2),
+        "exact_engine.wrap_tensor": lambda: exact_engine.wrap_tensor(1, None),
+        "foreign predicate f/2": lambda: Engine(model).register_foreign(print, "f", 1, 1),
+        "ApproximateEngine": lambda: SWIProgram(),
+        "learnable probabilities": lambda: SGD(model, 0.1),
+        "Solver": lambda: Solver(model, None),
+        "Cache\\(cache_root": lambda: Cache(str, True, "/tmp"),
+    }
+    for feature, call in calls.items():
+        with pytest.raises(NesyError, match=f"not supported: {feature}"):
+            call()
+
+
+def test_small_pieces_that_work():
+    from nesy_gedi.deepproblog.engines.prolog_engine.heuristics import GeometricMean
+    from nesy_gedi.deepproblog.semiring.graph_semiring import is_exact_one, is_exact_zero
+    from nesy_gedi.deepproblog.tensor import TensorStore
+    from nesy_gedi.deepproblog.utils import config_to_string, get_configuration, parse, split, term2list2
+    from nesy_gedi.deepproblog.utils.cache import Cache
+
+    store = TensorStore()
+    assert store.store(torch.ones(1)) == 0 and store.store(torch.zeros(1), Term("a")) == Term("a")
+    assert float(store[0]) == 1.0
+    calls = []
+    cache = Cache(lambda x: calls.append(x) or x * 2, True)
+    assert cache[3] == cache[3] == 6 and calls == [3]
+    assert is_exact_zero(0.0) and is_exact_one(torch.tensor([1.0])) and not is_exact_one(0.5)
+    assert GeometricMean().get_hyperparameters() == {"type": "geometric_mean"}
+    grid = {"lr": [1, 2], "batch": [8, 16, 32]}
+    assert [get_configuration(grid, i) for i in (0, 1, 2, 5)] == [
+        {"lr": 1, "batch": 8}, {"lr": 2, "batch": 8}, {"lr": 1, "batch": 16}, {"lr": 2, "batch": 32}]
+    assert config_to_string({"lr": 1, "batch": 8}) == "lr_1_batch_8"
+    assert split("a(b,c),d", ",") == ["a(b,c)", "d"]
+    assert term2list2(parse("p([1, 2]).").args[0]) == [Constant(1), Constant(2)]

@@ -1,11 +1,17 @@
-"""The networks' own optimizers and schedulers, stepped together (DeepProbLog's ``model.optimizer``)."""
+"""The networks' own optimizers and schedulers, stepped together (DeepProbLog's ``model.optimizer``), and
+DeepProbLog's ``Optimizer``/``SGD`` names: ``SGD`` trains learnable ``t(_)`` probabilities, not supported yet."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._unsupported import refuse
+
 if TYPE_CHECKING:
     from .model import Model
+
+LEARNABLE = ("learnable probabilities t(_) (DeepProbLog's SGD on the program's parameters)",
+             "give fixed probabilities, or a neural predicate whose network learns them")
 
 
 class NetworkOptimizers:
@@ -47,3 +53,21 @@ class NetworkOptimizers:
             optimizer.load_state_dict(state["optimizers"][name])
         for name, scheduler_state in state["schedulers"].items():
             self.model.networks[name].scheduler.load_state_dict(scheduler_state)
+
+
+class Optimizer(NetworkOptimizers):
+    """DeepProbLog's default optimizer: it steps the networks' own optimizers (the model has no learnable
+    probabilities here)."""
+
+    def add_parameter_gradient(self, k, grad) -> None:
+        refuse(*LEARNABLE)
+
+
+class SGD(Optimizer):
+    """DeepProbLog's optimizer of learnable probabilities: not supported yet."""
+
+    def __init__(self, model: "Model", param_lr: float) -> None:
+        refuse(*LEARNABLE)
+
+    def get_lr(self) -> float:
+        refuse(*LEARNABLE)

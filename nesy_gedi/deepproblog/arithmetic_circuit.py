@@ -1,0 +1,11 @@
+"""DeepProbLog's ``deepproblog.arithmetic_circuit`` (one circuit per ground query): replaced here by circuits compiled
+once per query template and evaluated in batches (:mod:`nesy_gedi.compiled`)."""
+
+from __future__ import annotations
+
+from ._unsupported import refuse
+
+
+class ArithmeticCircuit:
+    def __init__(self, formula, semiring, ground_time=None, sdd_auto_gc: bool = False) -> None:
+        refuse("ArithmeticCircuit (DeepProbLog's per-query circuits)")

@@ -1,0 +1,29 @@
+"""DeepProbLog's ``GraphSemiring`` (evaluation through torch graphs per formula): replaced here by batched
+log-semiring tensor circuits."""
+
+from __future__ import annotations
+
+import torch
+
+from .._unsupported import refuse
+from . import Semiring
+
+
+def is_exact_zero(a) -> bool:
+    """``a`` is exactly 0 (a number or a one-element tensor)."""
+    return bool(a == 0) if not isinstance(a, torch.Tensor) else a.numel() == 1 and float(a) == 0.0
+
+
+def is_exact_one(a) -> bool:
+    """``a`` is exactly 1 (a number or a one-element tensor)."""
+    return bool(a == 1) if not isinstance(a, torch.Tensor) else a.numel() == 1 and float(a) == 1.0
+
+
+def get_hook(optimizer, i):
+    refuse("graph_semiring.get_hook (gradients of learnable probabilities)")
+
+
+class GraphSemiring(Semiring):
+    @staticmethod
+    def mse(result, target: float, weight: float, q=None) -> float:
+        refuse("GraphSemiring.mse", "train_model(..., loss_function_name='mse')")
