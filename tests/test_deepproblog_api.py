@@ -238,3 +238,57 @@ def test_small_pieces_that_work():
     assert config_to_string({"lr": 1, "batch": 8}) == "lr_1_batch_8"
     assert split("a(b,c),d", ",") == ["a(b,c)", "d"]
     assert term2list2(parse("p([1, 2]).").args[0]) == [Constant(1), Constant(2)]
+
+
+def test_logger_files_unions_and_aggregates(tmp_path):
+    from nesy_gedi.deepproblog.utils.logger import aggregate_loggers, equalize
+
+    logger = Logger()
+    logger.comment("run 1")
+    for i, (loss, acc) in enumerate([(2.0, 0.1), (1.0, None), (0.5, 0.6)]):
+        logger.log("loss", i * 10, loss)
+        if acc is not None:
+            logger.log("acc", i * 10, acc)
+    assert logger.get_union("loss", "acc") == ([0, 20], [(2.0, 0.1), (0.5, 0.6)])
+    logger.write_to_file(str(tmp_path / "run"))
+    again = Logger()
+    again.read_from_file(tmp_path / "run.log")
+    assert again.comments == ["run 1"] and again["loss"] == logger["loss"] and again["acc"] == logger["acc"]
+    assert equalize([([0, 2], [1.0, 3.0]), ([1], [5.0])]) == ([0, 1, 2], [[1.0, 1.0, 3.0], [0, 5.0, 5.0]])
+    t, stats = aggregate_loggers([logger, again], "loss", "acc", percentiles=(50,))
+    assert list(t) == [0.5, 1.0, 2.0] and stats.tolist() == [[0.6, 0.1, 0.1]]  # acc carried over at loss 1.0
+
+
+def test_model_and_train_object_extras():
+    from nesy_gedi.deepproblog.network import get_tensor_function
+    from nesy_gedi.deepproblog.train import TrainObject
+
+    model, _, _ = _model()
+    data = Pairs([(0, 1), (2, 3), (1, 0)], [2, 2, 2])
+    report = model.ground_dataset(data)
+    assert len(report["ground_times"]) == len(report["compile_times"]) == 1  # one template for all three
+    assert report["total_time"] >= 0
+    term = Term("tensor", Term("src", Constant(2)))
+    assert int(get_tensor_function(model.networks["net"])(term)[0]) == 2
+    with pytest.raises(NesyError, match="not supported: embeddings"):
+        model.get_embedding(Term("a"))
+    train_object = TrainObject(model)
+    with pytest.raises(NesyError, match="not supported: with_negatives"):
+        train_object.get_loss_with_negatives(data.to_queries())
+    train_object.i, train_object.accumulated_loss = 4, 2.0
+    train_object.log(log_iter=2, verbose=1)
+    assert train_object.logger["loss"] == ([4], [1.0])
+
+
+def test_results_tables():
+    from nesy_gedi.deepproblog.utils import Table
+
+    table = Table("method", "seed", "acc")
+    for method, seed, acc in [("a", 0, 0.5), ("a", 1, 0.7), ("b", 0, 0.9)]:
+        table.store(method, seed, acc)
+    table.store(method="b", seed=1, acc=0.9)
+    text = table.format("seed", "method", "acc")
+    assert text.splitlines()[1].split("\t") == ["a", "0.50000 ± 0.00000", "0.70000 ± 0.00000"]
+    assert "0.90000" in text.splitlines()[2]
+    with pytest.raises(ValueError, match="not equal to table dimensions"):
+        table.store(1, 2)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import time
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from ..errors import GroundingTimeout, NesyError, NoProofError, NotSupportedErro
 from ..model import NeSyModel
 from ..program import Program
 from ..template import PLACEHOLDER, QueryTemplate, _tensor_terms, to_python
+from ._unsupported import refuse
 from .engines import ApproximateEngine, Engine
 from .network import Network, ProbabilityOutputs
 from .optimizer import NetworkOptimizers
@@ -157,6 +159,32 @@ class Model:
             for name, network in self.networks.items():
                 with archive.open(name) as f:
                     network.load(BytesIO(f.read()))
+
+    def get_embedding(self, term: Term):
+        refuse("embeddings (Model.get_embedding)", "embed inputs with a network and pass the tensors as query inputs")
+
+    def evaluate_nn(self, to_evaluate):
+        refuse("Model.evaluate_nn (DeepProbLog's per-call network evaluation)",
+               "call the network's module on tensors, or Model.solve for query probabilities")
+
+    def ground_dataset(self, dataset) -> dict:
+        """Ground and compile the circuit of every query template of ``dataset`` ahead of training (each template
+        once); the seconds it took, as DeepProbLog reports them."""
+        start = time.perf_counter()
+        ground_times, compile_times, seen = [], [], set()
+        for query in dataset.to_queries():
+            prepared = self._prepare(query.substitute().query)
+            if prepared.template.key in seen:
+                continue
+            seen.add(prepared.template.key)
+            try:
+                stats = self.nesy.compile_template(prepared.template).stats
+            except NoProofError:
+                continue
+            ground_times.append(stats["ground_s"])
+            compile_times.append(stats["sdd_s"])
+        return {"total_time": time.perf_counter() - start, "ground_times": ground_times,
+                "compile_times": compile_times}
 
     def register_foreign(self, *args: Any, **kwargs: Any) -> None:
         raise NotSupportedError("not supported: register_foreign (Python predicates in the program)")

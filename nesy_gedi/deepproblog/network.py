@@ -17,6 +17,14 @@ import torch
 _TINY = torch.finfo(torch.float32).tiny
 
 
+def get_tensor_function(network: "Network"):
+    """A function of tensor terms that returns the tensors they name in ``network``'s model."""
+    def tensor_function(*args):
+        return tuple(network.model.get_tensor(arg) for arg in args)
+
+    return tensor_function
+
+
 class Network:
     """Wraps a torch module for use in a :class:`~nesy_gedi.deepproblog.model.Model`.
 

@@ -159,6 +159,16 @@ class TrainObject:
             self.logger.log_list(self.i, value)
             print("Test: ", value)
 
+    def get_loss_with_negatives(self, batch: list, backpropagate_loss=None) -> torch.Tensor:
+        raise NotSupportedError("not supported: with_negatives=True (negative examples from other outputs); "
+                                "add the negative queries to the dataset with p=0")
+
+    def log(self, snapshot_iter=None, log_iter: int = 100, test_iter: int = 1000, verbose: int = 1,
+            **kwargs: Any) -> None:
+        """Log the loss every ``log_iter`` iterations, run ``test`` every ``test_iter`` and save a snapshot every
+        ``snapshot_iter`` (with ``snapshot_name``), as training does after each update."""
+        self._log(verbose, log_iter, kwargs.get("test"), test_iter, kwargs.get("snapshot_name"), snapshot_iter)
+
     def write_to_file(self, *args, **kwargs) -> None:
         self.logger.write_to_file(*args, **kwargs)
 

@@ -8,6 +8,7 @@ import sys
 from configparser import ConfigParser, SectionProxy
 from datetime import datetime, timezone
 from itertools import islice
+from statistics import mean, stdev
 from pathlib import Path
 from time import strftime
 from typing import Any, Iterable, Iterator
@@ -112,3 +113,71 @@ def load_config(filename: str | None = None) -> SectionProxy:
     config = ConfigParser()
     config.read(filename)
     return config["Default"]
+
+
+class TabularFormatter:
+    @staticmethod
+    def format(data: list[list], x: list | None = None, y: list | None = None) -> str:
+        """``data`` rows as tab-separated, right-aligned text, with column labels ``x`` and row labels ``y``."""
+        rows = [list(r) for r in data]
+        if y is not None:
+            rows = [[label] + row for label, row in zip(y, rows)]
+            if x is not None:
+                rows = [[""] + list(x)] + rows
+        elif x is not None:
+            rows = [list(x)] + rows
+        widths = [max(len(str(row[c])) for row in rows) for c in range(len(rows[0]))]
+        return "\n".join("\t".join(str(v).rjust(w) for v, w in zip(row, widths)) for row in rows)
+
+
+class Table:
+    """Results by named dimensions; :meth:`format` shows ``mean ± std`` of one dimension over two others."""
+
+    class Dimension:
+        def __init__(self, name: str) -> None:
+            self.name, self.type, self.categories = name, "categorical", set()
+
+        def add_value(self, value) -> None:
+            self.categories.add(value)
+
+        def __repr__(self) -> str:
+            return self.name
+
+    def __init__(self, *dimensions: str) -> None:
+        self.data: list[tuple] = []
+        self.dimensions = [Table.Dimension(d) for d in dimensions]
+
+    def store(self, *args, **kwargs) -> None:
+        """One row, by position or by dimension name."""
+        row = args if args else tuple(kwargs[d.name] for d in self.dimensions)
+        if len(row) != len(self.dimensions):
+            raise ValueError(f"Data dimensions {len(row)} not equal to table dimensions {len(self.dimensions)}")
+        self.data.append(tuple(row))
+        for d, value in zip(self.dimensions, row):
+            d.add_value(value)
+
+    def get_dimension_index(self, dim) -> int:
+        for i, d in enumerate(self.dimensions):
+            if str(dim) == d.name:
+                return i
+        raise ValueError(f"{dim} not in dimensions")
+
+    @staticmethod
+    def aggregate(data: list) -> str:
+        if not data:
+            return ""
+        spread = stdev(data) if len(data) > 1 else 0.0
+        return f"{mean(data):.5f} ± {spread:.5f}"
+
+    def format(self, x, y, val, **kwargs) -> str:
+        """``val`` aggregated per (``y``, ``x``) category pair, over the rows whose other dimensions equal
+        ``kwargs``."""
+        fixed = [(self.get_dimension_index(k), v) for k, v in kwargs.items()]
+        xi, yi, vi = (self.get_dimension_index(d) for d in (x, y, val))
+        x_cats = sorted(self.dimensions[xi].categories, key=str)
+        y_cats = sorted(self.dimensions[yi].categories, key=str)
+        cells = [[[] for _ in x_cats] for _ in y_cats]
+        for row in self.data:
+            if all(row[k] == v for k, v in fixed):
+                cells[y_cats.index(row[yi])][x_cats.index(row[xi])].append(row[vi])
+        return TabularFormatter.format([[self.aggregate(c) for c in r] for r in cells], x_cats, y_cats)
