@@ -311,7 +311,7 @@ def _batch_size(inputs: Mapping[str, torch.Tensor], query: str) -> int:
 
 def _name_anonymous(term: Term) -> Term:
     """``term`` with each anonymous variable ``_`` replaced by a distinct named one, so that it becomes an output."""
-    taken = {str(v) for v in term.variables()} if hasattr(term, "variables") else set()
+    taken = {str(v) for v in term.variables()}
     fresh = (f"_Anon{i}" for i in itertools.count() if f"_Anon{i}" not in taken)
 
     def walk(t):

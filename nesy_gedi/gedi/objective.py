@@ -104,7 +104,7 @@ class GEDIWeights:
         "--energy-l2", "penalty on the squared energies of data and samples"))
     prior_floor: float = field(default=0.0, metadata=_flag(
         "--prior-floor", "> 0: the prior only keeps each cluster above F/K of a batch (see floor_loss); 0: uniform",
-        experimental=True, metavar="F", kind="fraction"))
+        experimental=True, metavar="F", kind="probability"))
     sample_l2: float | None = field(default=None, metadata=_flag(
         "--sample-energy-l2", "a different penalty on the samples' squared energy (default: --energy-l2)",
         experimental=True, metavar="W"))

@@ -123,14 +123,6 @@ def sample_from_noise(network: Callable[[torch.Tensor], torch.Tensor], n: int, s
     return torch.cat(out) if out else torch.zeros((0, *shape), device=device)
 
 
-def conditional_samples(network: Callable[[torch.Tensor], torch.Tensor], per_cluster: int, n_clusters: int,
-                        shape: tuple[int, ...], config: SGLDConfig, steps: int,
-                        generator: torch.Generator | None = None, device: str | torch.device = "cpu") -> torch.Tensor:
-    """``[n_clusters * per_cluster, *shape]`` fresh samples, cluster by cluster (rows of a grid)."""
-    return torch.cat([sample_from_noise(network, per_cluster, shape, config, steps, generator, device, cluster=k)
-                      for k in range(n_clusters)])
-
-
 def fresh_chain_steps(sgld_steps: int, restart: float, default: int = 200) -> int:
     """The length of a fresh chain for a model: its training ``sgld_steps`` when every training chain
     restarted from noise (short-run training, ``restart >= 1``), else ``default``."""

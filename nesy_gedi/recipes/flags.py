@@ -24,8 +24,7 @@ GROUPS = {
     "experimental": "experimental: research settings, measured in experiments/",
 }
 
-_KINDS = {"positive": positive_float, "nonnegative": nonnegative_float, "probability": probability,
-          "fraction": probability}
+_KINDS = {"positive": positive_float, "nonnegative": nonnegative_float, "probability": probability}
 
 
 def flag_groups(parser: argparse.ArgumentParser) -> dict[str, argparse._ArgumentGroup]:
