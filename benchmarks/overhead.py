@@ -41,18 +41,22 @@ def time_steps(steps: dict, batches: list[torch.Tensor], warmup: int = 20) -> di
     return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
-def measure(n_digits: int, batch_size: int, steps: int, device: str, data_dir: str | None = None) -> dict:
+def measure(n_digits: int, batch_size: int, steps: int, device: str, data_dir: str | None = None,
+            compile_networks: bool = False) -> dict:
     torch.manual_seed(0)
     data = AdditionDataset(load_mnist("train", data_dir), n_digits, seed=0)
     generator = torch.Generator().manual_seed(0)
-    batches = list(data.batches(batch_size, shuffle=True, generator=generator))[: steps + 20]
+    full = [b for b in data.batches(batch_size, shuffle=True, generator=generator) if len(b) == batch_size]
+    if not full:
+        raise ValueError(f"--batch-size {batch_size} is larger than the {len(data)} examples of N={n_digits}")
+    batches = [full[i % len(full)] for i in range(steps + 20)]  # as many as asked, repeating the epoch if needed
 
     def sync() -> None:
         if device.startswith("cuda"):
             torch.cuda.synchronize()
 
     net = MnistCNN().to(device)
-    model = build_model(n_digits, net)
+    model = build_model(n_digits, torch.compile(net) if compile_networks else net)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
 
     def nesy_step(examples: torch.Tensor) -> None:
@@ -64,11 +68,12 @@ def measure(n_digits: int, batch_size: int, steps: int, device: str, data_dir: s
 
     sup_net = MnistCNN().to(device)
     sup_optimizer = torch.optim.Adam(sup_net.parameters(), lr=1e-3)
+    sup_call = torch.compile(sup_net) if compile_networks else sup_net
 
     def supervised_step(examples: torch.Tensor) -> None:
         images = data.images(examples, device).view(-1, 1, 28, 28)
         labels = data.digits[examples].reshape(-1).to(device)
-        loss = F.cross_entropy(sup_net(images), labels)
+        loss = F.cross_entropy(sup_call(images), labels)
         sup_optimizer.zero_grad()
         loss.backward()
         sup_optimizer.step()
@@ -80,6 +85,7 @@ def measure(n_digits: int, batch_size: int, steps: int, device: str, data_dir: s
         "n_digits": n_digits,
         "batch_size": batch_size,
         "device": device,
+        "compiled_networks": compile_networks,
         "nesy_ms_per_batch": nesy * 1e3,
         "supervised_ms_per_batch": supervised * 1e3,
         "ratio": nesy / supervised,
@@ -92,9 +98,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--n-digits", type=positive_int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--steps", type=positive_int, default=200)
+    parser.add_argument("--compile", action="store_true",
+                        help="both networks through torch.compile (what it gains on this device; eager steps)")
     add_common_arguments(parser)
     args = parser.parse_args(argv)
-    rows = [measure(n, args.batch_size, args.steps, args.device, args.data_dir) for n in args.n_digits]
+    rows = [measure(n, args.batch_size, args.steps, args.device, args.data_dir, args.compile) for n in args.n_digits]
     for row in rows:
         print(json.dumps(row))
     return rows

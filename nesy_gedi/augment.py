@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from . import draws
 from .train.warmup import linear_warmup
 
 
@@ -41,18 +42,26 @@ class DigitAugment:
         strength = linear_warmup(step, warmup)
         return self if strength >= 1 else self.scaled(strength)
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """A random view of each image in ``[B, C, H, W]`` (normalised to [-1, 1])."""
+    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None,
+                 strength: torch.Tensor | None = None) -> torch.Tensor:
+        """A random view of each image in ``[B, C, H, W]`` (normalised to [-1, 1]).
+
+        ``strength``: a device scalar in [0, 1] that scales every perturbation, as :meth:`scaled` does, read when
+        the view is drawn (so a captured step follows a warm-up; see :mod:`nesy_gedi.train.capture`)."""
         if images.dim() != 4:
             raise ValueError(f"DigitAugment expects images [batch, channels, height, width], got {tuple(images.shape)}")
         b, device = images.shape[0], images.device
 
         def uniform(low: float, high: float) -> torch.Tensor:
-            return (low + (high - low) * torch.rand(b, generator=generator)).to(device)
+            u = low + (high - low) * draws.rand(b, generator, device)
+            return u if strength is None else u * strength
+
+        def around_one(low: float, high: float) -> torch.Tensor:  # a scale factor: 1 at strength 0
+            return uniform(low, high) if strength is None else 1 + uniform(low - 1, high - 1)
 
         angle = uniform(-self.degrees, self.degrees) * math.pi / 180
         shear = uniform(-self.shear, self.shear) * math.pi / 180
-        scale = uniform(*self.scale)
+        scale = around_one(*self.scale)
         tx, ty = uniform(-self.translate, self.translate) * 2, uniform(-self.translate, self.translate) * 2
         cos, sin = torch.cos(angle), torch.sin(angle)
         # inverse map output -> input coordinates: rotate, shear along x, then scale
@@ -64,9 +73,11 @@ class DigitAugment:
         shifted = images - self.background  # zero background so padding is empty
         out = F.grid_sample(shifted, grid, align_corners=False, padding_mode="zeros") + self.background
         if self.stroke > 0:
-            out = self._stroke(out, uniform(0, 1))
+            u = draws.rand(b, generator, device)
+            out = self._stroke(out, u if strength is None else u / strength.clamp_min(1e-12))
         if self.noise > 0:
-            out = out + self.noise * torch.randn(out.shape, generator=generator).to(device, out.dtype)
+            noise = self.noise if strength is None else self.noise * strength
+            out = out + noise * draws.randn(out.shape, generator, device).to(out.dtype)
         return out.clamp(-1.0, 1.0)
 
     def _stroke(self, images: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

@@ -104,11 +104,17 @@ def device_name(text: str) -> str:
     return text
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, device: bool = True, data: bool = True) -> None:
-    """``--device``, ``--data-dir`` and ``--debug``, the same in every command."""
+def add_common_arguments(parser: argparse.ArgumentParser, device: bool = True, data: bool = True,
+                         compile: bool = False) -> None:
+    """``--device``, ``--data-dir`` and ``--debug``, the same in every command (and ``--no-compile`` in the
+    training commands)."""
     if device:
         parser.add_argument("--device", type=device_name, default="auto",
                             help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
+    if compile:
+        parser.add_argument("--no-compile", action="store_true",
+                            help="on a GPU, run every update eagerly instead of replaying it as a CUDA graph "
+                                 "(slower; stops at the first non-finite loss)")
     if data:
         parser.add_argument("--data-dir", type=existing_dir, default=None,
                             help="folder with MNIST/raw and FashionMNIST/raw (default: $NESY_GEDI_DATA, "

@@ -6,6 +6,11 @@ import torch
 from torch import nn
 
 
+def capturing(tensor: torch.Tensor) -> bool:
+    """Whether ``tensor``'s CUDA stream is being captured into a graph (no value may be read back then)."""
+    return tensor.is_cuda and torch.cuda.is_current_stream_capturing()
+
+
 def _mnist_images(x: torch.Tensor, network: str) -> torch.Tensor:
     """``x`` as ``[batch, 1, 28, 28]`` (``[batch, 28, 28]`` gains the channel), or a ValueError naming ``network``."""
     if x.dim() == 3:
@@ -125,7 +130,7 @@ class OneHot(nn.Module):
 
     def forward(self, labels: torch.Tensor) -> torch.Tensor:
         labels = labels.reshape(-1).long()
-        if labels.numel():
+        if labels.numel() and not capturing(labels):  # the check reads values back: not inside a captured step
             low, high = torch.aminmax(labels)
             if low < 0 or high >= self.n_classes:
                 raise ValueError(f"labels must lie in [0, {self.n_classes}), got {int(low)}..{int(high)}")

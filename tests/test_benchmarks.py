@@ -201,3 +201,34 @@ def test_nmi_over_time_reads_checkpoints_and_network_files_in_update_order(tmp_p
         script.main(["--checkpoints", str(tmp_path / "empty"), "--device", "cpu"])
     with pytest.raises(DataError, match="architecture 'ebm'"):
         script.main(["--checkpoints", str(run / "mnist_net.pt"), "--arch", "mnist_cnn", "--device", "cpu"])
+
+
+def test_gpu_benchmark_runs_its_rows_on_the_cpu(tmp_path):
+    """``benchmarks.gpu --smoke``: the same rows, uncaptured, on the CPU; every row reports its rate."""
+    gpu = importlib.import_module("benchmarks.gpu")
+    report = gpu.main(["--smoke", "--out", str(tmp_path), "--rows", "train", "overhead", "--train-steps", "20",
+                       "--replays", "2", "--n-digits", "1"])
+    rows = report["rows"]
+    assert "error" not in rows["train_n1_captured"] and rows["train_n1_captured"]["steps"] == 20
+    assert rows["train_n1_eager"]["examples_per_s"] > 0 and "--no-compile" in rows["train_n1_eager"]["command"]
+    assert "--out" not in rows["train_n1_eager"]["command"]
+    assert rows["overhead"][0]["ratio"] > 0 and rows["overhead"][0]["captured_updates"] == 0
+    assert (tmp_path / "gpu_speed.json").exists()
+
+
+def test_compiled_network_gives_the_eager_loss_and_gradients():
+    """torch.compile of the digit network (CPU): the NeSy loss and its gradients on a fixed batch equal eager ones."""
+    from nesy_gedi.recipes.addition_model import batch_forward, build_model
+
+    torch.manual_seed(0)
+    data = AdditionDataset(load_mnist("train"), n_digits=2, seed=0, size=64)
+    net = MnistCNN()
+    results = []
+    for network in (net, torch.compile(net)):
+        model = build_model(2, network)
+        loss = -batch_forward(model, data, torch.arange(32), "cpu")[0].mean()
+        grads = torch.autograd.grad(loss, list(net.parameters()))
+        results.append((loss.detach(), torch.cat([g.flatten() for g in grads])))
+    (eager_loss, eager_grads), (compiled_loss, compiled_grads) = results
+    assert torch.allclose(compiled_loss, eager_loss, rtol=1e-6)
+    assert torch.allclose(compiled_grads, eager_grads, rtol=1e-4, atol=1e-6)

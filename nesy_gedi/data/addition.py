@@ -60,6 +60,7 @@ class AdditionDataset:
     def _set_indices(self, indices: torch.Tensor) -> None:
         n_digits, split = self.n_digits, self.split
         self.indices = indices
+        self._on_device: dict = {}
         self.digits = split.labels[indices]
         powers = torch.tensor([10 ** (n_digits - 1 - i) for i in range(n_digits)], dtype=torch.float64)
         # float64 holds sums exactly up to N=15; sum_digits below is exact for any N.
@@ -73,9 +74,23 @@ class AdditionDataset:
         """The first ``size`` examples (all for ``None``)."""
         return self if size is None else AdditionDataset.from_indices(self.split, self.indices[:size])
 
+    def on(self, name: str, device: str | torch.device) -> torch.Tensor:
+        """The per-example tensor ``name`` (``indices``, ``sum_digits``, ...) on ``device``, copied there once."""
+        device = torch.device(device)
+        tensor = getattr(self, name)
+        if device.type == "cpu":
+            return tensor
+        cache = self.__dict__.setdefault("_on_device", {})
+        if (name, device) not in cache:
+            cache[(name, device)] = tensor.to(device)
+            if device.type == "cuda":  # runs on other CUDA streams may read it next
+                torch.cuda.synchronize(device)
+        return cache[(name, device)]
+
     def images(self, examples: torch.Tensor, device: str | torch.device = "cpu") -> torch.Tensor:
-        """Normalised images ``[len(examples), 2, N, 1, 28, 28]``."""
-        flat = self.indices[examples].reshape(-1)
+        """Normalised images ``[len(examples), 2, N, 1, 28, 28]`` (``examples`` on ``device``: no host copy)."""
+        indices = self.indices if examples.device.type == "cpu" else self.on("indices", examples.device)
+        flat = indices[examples].reshape(-1)
         images = self.split.normalized(flat, device)
         return images.view(len(examples), 2, self.n_digits, 1, 28, 28)
 

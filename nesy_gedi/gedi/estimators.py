@@ -20,6 +20,7 @@ from typing import Callable
 
 import torch
 
+from .. import draws
 from .sgld import SGLDConfig, sample_from_noise
 
 ESTIMATORS = ("sgld", "dsm")
@@ -63,9 +64,9 @@ def dsm_loss(network: Callable[[torch.Tensor], torch.Tensor], images: torch.Tens
     """``(loss, {"noisy_energy": mean E(x~)})`` of multi-level denoising score matching on ``images`` ``[B, ...]``
     (see the module's docstring); the loss has gradients for the network's parameters (double backprop)."""
     n, device = images.shape[0], images.device
-    u = torch.rand(n, generator=generator).to(device)
+    u = draws.rand(n, generator, device)
     sigma = (config.sigma_min * (config.sigma_max / config.sigma_min) ** u).view(n, *[1] * (images.dim() - 1))
-    eps = torch.randn(images.shape, generator=generator).to(device)
+    eps = draws.randn(images.shape, generator, device)
     noisy = (images.detach() + sigma * eps).requires_grad_(True)
     e = _energy(network, noisy)
     (grad,) = torch.autograd.grad(e.sum(), noisy, create_graph=True)
@@ -85,13 +86,13 @@ def annealed_langevin(network: Callable[[torch.Tensor], torch.Tensor], n: int, s
     out = []
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
-        x = (low + (high - low) * torch.rand((m, *shape), generator=generator)).to(device)
+        x = (low + (high - low) * draws.rand((m, *shape), generator)).to(device)
         for sigma in sigmas:
             alpha = step * (sigma / config.sigma_min) ** 2
             for _ in range(steps):
                 x = x.detach().requires_grad_(True)
                 (grad,) = torch.autograd.grad(_energy(network, x, cluster).sum(), x)
-                noise = torch.randn(x.shape, generator=generator).to(device)
+                noise = draws.randn(x.shape, generator, device)
                 x = (x - 0.5 * alpha * grad / sigma + math.sqrt(alpha) * noise).clamp(low, high)
         x = x.detach().requires_grad_(True)  # denoise: the expected clean image at the smallest level
         (grad,) = torch.autograd.grad(_energy(network, x, cluster).sum(), x)

@@ -121,9 +121,13 @@ class GEDITerms:
     prior: torch.Tensor
     energies: dict[str, torch.Tensor] = field(default_factory=dict)  # mean data and sample energy, when gen > 0
 
-    def items(self) -> dict[str, float]:
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The terms as detached tensors (nothing read back to the host)."""
         tensors = {**{k: getattr(self, k) for k in ("total", "gen", "invariance", "prior")}, **self.energies}
-        return {k: float(v.detach()) for k, v in tensors.items()}
+        return {k: v.detach() for k, v in tensors.items()}
+
+    def items(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.tensors().items()}
 
 
 class GEDIObjective:

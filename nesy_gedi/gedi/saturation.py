@@ -36,25 +36,36 @@ class SaturationMonitor:
         if window < 1 or not 0 < tolerance < 1:
             raise ValueError(f"need window >= 1 and 0 < tolerance < 1, got {window} and {tolerance}")
         self.floor, self.window, self.tolerance = floor, window, tolerance
-        self.rows: deque[tuple[float, float, float]] = deque(maxlen=window)
+        # (gen, data energy, sample energy, fraction at the floor, updates): one update, or the means of several
+        self.rows: deque[tuple[float, float, float, float, int]] = deque()
 
-    def observe(self, gen: float, data_energy: float, sample_energy: float) -> None:
-        self.rows.append((float(gen), float(data_energy), float(sample_energy)))
+    def at_floor(self, gen: float) -> bool:
+        return math.isfinite(self.floor) and gen <= self.floor + self.tolerance * abs(self.floor)
+
+    def observe(self, gen: float, data_energy: float, sample_energy: float, at_floor: float | None = None,
+                updates: int = 1) -> None:
+        """One update's values, or (captured training) the means of ``updates`` updates with the fraction of them
+        ``at_floor``."""
+        fraction = float(self.at_floor(float(gen))) if at_floor is None else float(at_floor)
+        self.rows.append((float(gen), float(data_energy), float(sample_energy), fraction, int(updates)))
+        while sum(r[4] for r in self.rows) - self.rows[0][4] >= self.window:
+            self.rows.popleft()
+
+    def _mean(self, column: int) -> float:
+        return sum(r[column] * r[4] for r in self.rows) / sum(r[4] for r in self.rows)
 
     def fraction_at_floor(self) -> float:
         if not self.rows or not math.isfinite(self.floor):
             return 0.0
-        margin = self.tolerance * abs(self.floor)
-        return sum(gen <= self.floor + margin for gen, _, _ in self.rows) / len(self.rows)
+        return self._mean(3)
 
     def summary(self) -> dict[str, float | int]:
         """Means over the window, the floor and the saturated fraction (empty if nothing was observed)."""
         if not self.rows:
             return {}
-        n = len(self.rows)
-        return {"floor": self.floor, "updates": n, "fraction_at_floor": self.fraction_at_floor(),
-                "mean_gen": sum(r[0] for r in self.rows) / n, "mean_data_energy": sum(r[1] for r in self.rows) / n,
-                "mean_sample_energy": sum(r[2] for r in self.rows) / n}
+        return {"floor": self.floor, "updates": sum(r[4] for r in self.rows),
+                "fraction_at_floor": self.fraction_at_floor(),
+                "mean_gen": self._mean(0), "mean_data_energy": self._mean(1), "mean_sample_energy": self._mean(2)}
 
     def warning(self, threshold: float = WARN_FRACTION) -> str | None:
         """A one-line warning when at least ``threshold`` of the window sat at the floor, else None."""
@@ -70,4 +81,6 @@ class SaturationMonitor:
         return {"rows": list(self.rows)}
 
     def load_state_dict(self, state: dict) -> None:
-        self.rows = deque((tuple(r) for r in state["rows"]), maxlen=self.window)
+        self.rows = deque()
+        for row in state["rows"]:  # rows of three: one update each (checkpoints of older versions)
+            self.observe(*row) if len(row) == 3 else self.observe(*row[:3], at_floor=row[3], updates=row[4])

@@ -15,6 +15,8 @@ from typing import Callable
 
 import torch
 
+from .. import draws
+
 
 @dataclass
 class SGLDConfig:
@@ -44,20 +46,23 @@ class ReplayBuffer:
         self.samples = self.noise(config.buffer_size)
 
     def noise(self, n: int) -> torch.Tensor:
-        u = torch.rand((n, *self.shape), generator=self.generator)
+        u = draws.rand((n, *self.shape), self.generator)
         return (self.config.low + (self.config.high - self.config.low) * u).to(self.device)
 
     def draw(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``n`` chain states (some restarted from noise) and their distinct buffer slots.
 
-        Distinct slots keep :meth:`store` deterministic (a scatter to repeated indices is not).
+        Distinct slots keep :meth:`store` deterministic (a scatter to repeated indices is not).  With a generator
+        on the device every draw is made there and no value is read back (a captured step can contain it).
         """
         if n > len(self.samples):
             raise ValueError(f"cannot draw {n} chains from a replay buffer of {len(self.samples)}; "
                              "use a buffer at least as large as the batch")
-        slots = torch.randperm(len(self.samples), generator=self.generator)[:n].to(self.device)
+        slots = draws.randperm(len(self.samples), self.generator)[:n].to(self.device)
         x = self.samples[slots].clone()
-        restart = (torch.rand(n, generator=self.generator) < self.config.restart).to(self.device)
+        restart = (draws.rand(n, self.generator) < self.config.restart).to(self.device)
+        if draws.on_device(self.generator):  # fixed shapes, no sync: noise for every chain, kept where restarted
+            return torch.where(restart.view(-1, *[1] * len(self.shape)), self.noise(n), x), slots
         if restart.any():
             x[restart] = self.noise(int(restart.sum()))
         return x, slots
@@ -87,18 +92,22 @@ class SGLDSampler:
     def sample(self, n: int) -> torch.Tensor:
         """Run ``steps`` SGLD steps from the buffer; returns detached samples ``[n, *shape]``."""
         x, slots = self.buffer.draw(n)
-        x = langevin(self.energy, x, self.config)
+        # a device generator drives the chains' noise too (runs side by side in one process stay independent)
+        noise = self.buffer.generator if draws.on_device(self.buffer.generator) else None
+        x = langevin(self.energy, x, self.config, generator=noise)
         self.buffer.store(x, slots)
         return x
 
 
 def langevin(energy: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, config: SGLDConfig,
-             steps: int | None = None) -> torch.Tensor:
-    """Run SGLD from ``x`` (no buffer): ``steps`` (default ``config.steps``) steps on ``energy``."""
+             steps: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Run SGLD from ``x`` (no buffer): ``steps`` (default ``config.steps``) steps on ``energy``; the noise comes
+    from ``generator`` if given, else from torch's global generator of ``x``'s device."""
     for _ in range(config.steps if steps is None else steps):
         x = x.detach().requires_grad_(True)
         (grad,) = torch.autograd.grad(energy(x).sum(), x)
-        x = (x - config.step_size * grad + config.noise * torch.randn_like(x)).clamp(config.low, config.high)
+        eps = torch.randn_like(x) if generator is None else draws.randn(x.shape, generator, x.device, x.dtype)
+        x = (x - config.step_size * grad + config.noise * eps).clamp(config.low, config.high)
     return x.detach()
 
 
@@ -118,7 +127,7 @@ def sample_from_noise(network: Callable[[torch.Tensor], torch.Tensor], n: int, s
     out = []
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
-        u = torch.rand((m, *shape), generator=generator).to(device)
+        u = draws.rand((m, *shape), generator, device)
         out.append(langevin(energy, config.low + (config.high - config.low) * u, config, steps))
     return torch.cat(out) if out else torch.zeros((0, *shape), device=device)
 

@@ -20,7 +20,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -38,15 +38,19 @@ from ..gedi.schedule import WeightSchedule
 from ..networks import ARCHITECTURES, build_network
 from ..train.checkpoint import atomic_write_json, load_weights, network_state, save_network
 from ..train.evaluate import evaluate_addition
+from ..draws import device_generator
+from ..train.capture import capture_available
 from ..train.loop import LoopConfig, Trainer
 from .addition_loss import AdditionLoss
 from .addition_model import build_model
 from .addition_relabel import RELABEL_EXAMPLES, relabel_by_training_sums
-from .common import begin_run, seed_everything
+from .common import begin_run, run_prepared, seed_everything
 from .flags import add_aug_warmup, add_dataclass_flags, flag_groups, from_flags
 from .presets import add_preset_arguments, parse_with_presets
 
 KIND = "mnist_add"
+# the numbers --seeds reports as mean ± std
+HEADLINE = ("steps", "train_seconds", "train_examples_per_s", "sum_accuracy", "digit_accuracy")
 COMMAND = "train"
 CLUSTER_HEAD = "cluster_permutation"
 SIZE_PERIOD = 100  # --estimate-sizes: updates per estimate of the cluster sizes
@@ -94,13 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--schedule", choices=("onecycle", "constant"), default="onecycle",
                           help="learning-rate schedule over all steps")
     training.add_argument("--seed", type=nonnegative_int, default=0)
+    training.add_argument("--seeds", type=nonnegative_int, nargs="+", default=None, metavar="S",
+                          help="one run per seed, trained side by side in this process (OUT/seed<S>/), and "
+                               "OUT/seeds.json with the mean ± std of each headline number")
     training.add_argument("--out", type=output_dir, default="runs/mnist_add", help="directory of the run")
     training.add_argument("--checkpoint-every", type=positive_int, default=None,
                           help="steps between checkpoints (default: every epoch)")
     training.add_argument("--resume", action="store_true", help="continue the run found in --out")
     training.add_argument("--log-every", type=positive_int, default=100, help="steps between log lines off a terminal")
     training.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
-    add_common_arguments(training)
+    add_common_arguments(training, compile=True)
     gedi.add_argument("--gedi-weight", type=nonnegative_float, default=0.0,
                       help="weight of the GEDI terms next to the NeSy loss (default 0: off)")
     gedi.add_argument("--gedi-views", choices=("clean", "augmented"), default="clean",
@@ -147,7 +154,13 @@ def load_pretrained(net: torch.nn.Module, path: str | Path, arch: str, keep_head
 
 
 def run(args: argparse.Namespace) -> dict:
-    """Train and evaluate; returns (and writes) the results dict."""
+    """Train and evaluate one run (``--seeds``: one per seed, side by side); returns (and writes) its results."""
+    return run_prepared(args, prepare, HEADLINE)
+
+
+def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
+    """The run's trainer (resumed where ``--resume`` says) and the function that evaluates and writes its results
+    once it has trained."""
     args, checkpoint = begin_run(args, KIND)
     out = Path(args.out)
     if args.pairs != "all" and args.n_digits != 1:
@@ -200,14 +213,20 @@ def run(args: argparse.Namespace) -> dict:
         load_pretrained(net, args.pretrained, args.arch, args.keep_head)
     model = build_model(args.n_digits, net, n_concepts=concepts)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
+    uncaptured = [flag for flag, on in (("--relabel", args.relabel), ("--cluster-head", args.cluster_head),
+                                        ("--estimate-sizes", args.estimate_sizes is not None)) if on]
+    capture = capture_available(device) and not getattr(args, "no_compile", False) and not uncaptured
+    if capture_available(device) and not getattr(args, "no_compile", False) and uncaptured:
+        print(f"note: {', '.join(uncaptured)} runs every update eagerly (not as a CUDA graph)", file=sys.stderr)
     loop = LoopConfig(out=out, epochs=args.epochs, batch_size=args.batch_size, max_steps=args.max_steps,
                       checkpoint_every=args.checkpoint_every, log_every=args.log_every,
-                      progress=not args.no_progress, description=f"mnist_add N={args.n_digits}")
+                      progress=not args.no_progress, description=f"mnist_add N={args.n_digits}", capture=capture)
     steps = loop.total_steps(len(train))
     scheduler = None
     if args.schedule == "onecycle" and steps >= 20:  # too few steps for warm-up and decay: constant
         scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=steps, pct_start=0.1)
     train_augment = DigitAugment().scaled(args.augment) if args.augment > 0 else None
+    draws = device_generator(device, args.seed, generator) if capture else generator
     gedi = schedule = None
     extra = {}
     if args.gedi_weight > 0:
@@ -216,13 +235,13 @@ def run(args: argparse.Namespace) -> dict:
         if args.estimate_sizes is not None:
             sizes = ClusterSizes(concepts, args.estimate_sizes, SIZE_PERIOD, *SIZE_BOUNDS)
             extra["cluster_sizes"] = sizes
-        gedi = GEDIObjective(base, (1, 28, 28), weights, from_flags(SGLDConfig, args), device, generator,
+        gedi = GEDIObjective(base, (1, 28, 28), weights, from_flags(SGLDConfig, args), device, draws,
                              sizes=sizes, estimator=from_flags(EstimatorConfig, args))
         schedule = WeightSchedule(weights, early_prior=args.early_prior_weight, early_until=args.nesy_after)
         extra["replay_buffer"] = gedi.sampler.buffer
-    loss = AdditionLoss(model, train, net, base, device, generator, args.nesy_after, train_augment, gedi, schedule,
+    loss = AdditionLoss(model, train, net, base, device, draws, args.nesy_after, train_augment, gedi, schedule,
                         args.gedi_weight, args.gedi_views, args.aug_warmup, labelled, args.concept_weight,
-                        args.entropy_weight)
+                        args.entropy_weight, capture=capture)
 
     relabelled: dict[int, dict] = {}  # step -> what relabelling did there (at most once per step)
 
@@ -239,39 +258,42 @@ def run(args: argparse.Namespace) -> dict:
         return loss(examples, trainer.state.step)
 
     trainer: Trainer
-    trainer = Trainer(loop, len(train), step, {"net": net}, optimizer, generator, scheduler, extra,
-                      run_info={"kind": KIND, "arch": args.arch, "args": dict(vars(args))},
-                      on_epoch_end=(lambda state: relabel(state.step)) if args.relabel else None)
+    trainer = Trainer(loop, len(train), loss if capture else step, {"net": net}, optimizer, generator, scheduler,
+                      extra, run_info={"kind": KIND, "arch": args.arch, "args": dict(vars(args))},
+                      on_epoch_end=(lambda state: relabel(state.step)) if args.relabel else None, device=device)
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint)
-    state = trainer.fit()
 
-    metrics = evaluate_addition(net, test, device, concepts=True, ece_bins=ece_bins)
-    results = {
-        "args": dict(vars(args)),
-        "steps": state.step,
-        "train_examples": state.examples,
-        "train_seconds": state.seconds,
-        "train_examples_per_s": state.examples / max(state.seconds, 1e-9),
-        "test_examples": len(test),
-        "history": state.history,
-        **metrics,
-        "circuits": {key: c.stats for key, c in model.compiled.items()},
-    }
-    if test_ood is not None:
-        results["ood"] = {"test_examples": len(test_ood),
-                          **evaluate_addition(net, test_ood, device, concepts=True, ece_bins=ece_bins)}
-    if gedi is not None and gedi.sizes is not None:
-        results["cluster_size_estimates"] = gedi.sizes.history
-    if args.relabel_exhaustive and args.cluster_head and args.nesy_after in relabelled:
-        results["naming_at_nesy_start"] = relabelled[args.nesy_after]
-    if isinstance(net, ClusterPermutation):
-        results["cluster_to_digit"] = net.assignment()
-        save_network(out / "mnist_net.pt", net, args.arch, KIND, head=CLUSTER_HEAD)
-    else:
-        save_network(out / "mnist_net.pt", net, args.arch, KIND)
-    atomic_write_json(out / "results.json", results)
-    return results
+    def finish() -> dict:
+        state = trainer.state
+        metrics = evaluate_addition(net, test, device, concepts=True, ece_bins=ece_bins)
+        results = {
+            "args": dict(vars(args)),
+            "steps": state.step,
+            "train_examples": state.examples,
+            "train_seconds": state.seconds,
+            "train_examples_per_s": state.examples / max(state.seconds, 1e-9),
+            "test_examples": len(test),
+            "history": state.history,
+            **metrics,
+            "circuits": {key: c.stats for key, c in model.compiled.items()},
+        }
+        if test_ood is not None:
+            results["ood"] = {"test_examples": len(test_ood),
+                              **evaluate_addition(net, test_ood, device, concepts=True, ece_bins=ece_bins)}
+        if gedi is not None and gedi.sizes is not None:
+            results["cluster_size_estimates"] = gedi.sizes.history
+        if args.relabel_exhaustive and args.cluster_head and args.nesy_after in relabelled:
+            results["naming_at_nesy_start"] = relabelled[args.nesy_after]
+        if isinstance(net, ClusterPermutation):
+            results["cluster_to_digit"] = net.assignment()
+            save_network(out / "mnist_net.pt", net, args.arch, KIND, head=CLUSTER_HEAD)
+        else:
+            save_network(out / "mnist_net.pt", net, args.arch, KIND)
+        atomic_write_json(out / "results.json", results)
+        return results
+
+    return trainer, finish
 
 
 def summary(results: dict) -> dict:
@@ -294,5 +316,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict:
     """Parse ``argv``, train, print the summary; returns the results dict."""
     results = run(parse_args(argv))
-    print(json.dumps(summary(results), indent=2), file=sys.stdout)
+    shown = {k: results[k] for k in ("mean", "std")} if "per_seed" in results else summary(results)
+    print(json.dumps(shown, indent=2), file=sys.stdout)
     return results

@@ -36,18 +36,21 @@ def addition_inputs(data: AdditionDataset, examples: torch.Tensor, device,
     query, xs, ys, zs = addition_query(data.n_digits)
     inputs = {x: images[:, 0, i] for i, x in enumerate(xs)}
     inputs.update({y: images[:, 1, i] for i, y in enumerate(ys)})
-    sum_digits = data.sum_digits[examples].to(images.device)
+    sum_digits = data.on("sum_digits", examples.device)[examples].to(images.device)
     inputs.update({z: sum_digits[:, i] for i, z in enumerate(zs)})
     return query, inputs
 
 
 def batch_forward(model: NeSyModel, data: AdditionDataset, examples: torch.Tensor, device,
-                  images: torch.Tensor | None = None):
-    """``([batch] log P(observed sum), QueryResult, inputs)`` of one forward (``images``: e.g. augmented ones)."""
+                  images: torch.Tensor | None = None, answers: torch.Tensor | None = None):
+    """``([batch] log P(observed sum), QueryResult, inputs)`` of one forward (``images``: e.g. augmented ones;
+    ``answers``: N=1, the examples' :func:`observed_sum_indices` if already known, e.g. on the device)."""
     query, inputs = addition_inputs(data, examples, device, images)
     result = model(query, inputs)
     if data.n_digits == 1:
-        return result.select(observed_sum_indices(model, data, examples)), result, inputs
+        if answers is None:
+            answers = observed_sum_indices(model, data, examples.cpu())
+        return result.select(answers), result, inputs
     return result.log_probs[:, 0], result, inputs
 
 

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import argparse
 import random
+import statistics
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 from ..errors import DataError
-from ..train.checkpoint import load_checkpoint
-from ..train.loop import CHECKPOINT
+from ..train.checkpoint import atomic_write_json, load_checkpoint
+from ..train.loop import CHECKPOINT, Trainer, fit_together
 
 # flags that may differ between a run and its resumption (they do not change what is computed)
 RESUME_OVERRIDES = ("resume", "debug", "no_progress", "log_every", "device", "data_dir", "out", "checkpoint_every",
-                    "snapshot_every")
+                    "snapshot_every", "no_compile")
 
 
 def seed_everything(seed: int) -> None:
@@ -55,3 +57,43 @@ def begin_run(args: argparse.Namespace, kind: str) -> tuple[argparse.Namespace, 
         args = resolve_resume(args, checkpoint)
     (out / "results.json").unlink(missing_ok=True)
     return args, checkpoint
+
+
+def run_seeds(args: argparse.Namespace, prepare: Callable[[argparse.Namespace], tuple[Trainer, Callable[[], dict]]],
+              headline: tuple[str, ...]) -> dict:
+    """One run per seed of ``args.seeds`` (``OUT/seed<S>``, each resumable); writes and returns ``OUT/seeds.json``:
+    each seed's ``headline`` numbers and their mean and sample std.
+
+    On a GPU the runs train side by side (:func:`fit_together`, each on its own CUDA stream, its random draws from
+    its own device generator); on the CPU one after the other, so that each equals the run of its ``--seed``."""
+    out = Path(args.out)
+
+    def one(seed: int) -> argparse.Namespace:
+        return argparse.Namespace(**{**vars(args), "seed": seed, "seeds": None, "out": str(out / f"seed{seed}")})
+
+    if torch.device(args.device).type == "cuda":
+        runs = [prepare(one(seed)) for seed in args.seeds]
+        fit_together([trainer for trainer, _ in runs])
+        results = [finish() for _, finish in runs]
+    else:
+        results = []
+        for seed in args.seeds:
+            trainer, finish = prepare(one(seed))
+            trainer.fit()
+            results.append(finish())
+    per_seed = {key: [r[key] for r in results] for key in headline if all(key in r for r in results)}
+    summary = {"seeds": list(args.seeds), "per_seed": per_seed,
+               "mean": {k: statistics.fmean(v) for k, v in per_seed.items()},
+               "std": {k: statistics.stdev(v) if len(v) > 1 else 0.0 for k, v in per_seed.items()}}
+    atomic_write_json(out / "seeds.json", summary)
+    return summary
+
+
+def run_prepared(args: argparse.Namespace, prepare: Callable[[argparse.Namespace], tuple[Trainer, Callable[[], dict]]],
+                 headline: tuple[str, ...]) -> dict:
+    """Train what ``prepare`` sets up and return its results; with ``args.seeds``, :func:`run_seeds`."""
+    if getattr(args, "seeds", None):
+        return run_seeds(args, prepare, headline)
+    trainer, finish = prepare(args)
+    trainer.fit()
+    return finish()

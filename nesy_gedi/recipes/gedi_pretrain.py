@@ -21,9 +21,9 @@ import argparse
 import json
 import math
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, astuple
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -40,14 +40,23 @@ from ..gedi.sgld import fresh_chain_steps
 from ..networks import ARCHITECTURES, build_network
 from ..train.checkpoint import atomic_write_json, load_network, save_network
 from ..train.evaluate import evaluate_clusters
+from ..draws import device_generator
+from ..train.capture import capture_available
 from ..train.loop import LoopConfig, Trainer
-from .common import begin_run, seed_everything
+from ..train.warmup import linear_warmup
+from .common import begin_run, run_prepared, seed_everything
 from .flags import add_aug_warmup, add_dataclass_flags, flag_groups, from_flags
 from .presets import add_preset_arguments, parse_with_presets
 
 KIND = "gedi_pretrain"
+HEADLINE = ("steps", "train_seconds", "nmi", "matched_accuracy", "collapse")  # what --seeds reports as mean ± std
 COMMAND = "pretrain"
 DEFAULT_STEPS = 6000
+
+
+def init_file(text: str) -> str:
+    """An existing file, or a path with ``{seed}`` (checked once the seed is known)."""
+    return text if "{seed}" in text else existing_file(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,10 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     task.add_argument("--arch", choices=list(ARCHITECTURES), default="mnist_cnn",
                       help="mnist_cnn (DeepProbLog's LeNet), ebm (EnergyCNN) or cnn_large (LargeCNN)")
     task.add_argument("--train-size", type=positive_int, default=None, help="use only this many training images")
-    task.add_argument("--init", type=existing_file, default=None, metavar="NET",
+    task.add_argument("--init", type=init_file, default=None, metavar="NET",
                       help="start from these network weights (a network file or checkpoint of the same --arch) "
                            "instead of a random initialisation; the step count, optimizer and replay buffer start "
-                           "fresh")
+                           "fresh; {seed} in the path is the run's seed (e.g. with --seeds)")
     training.add_argument("--steps", type=positive_int, default=None,
                           help=f"number of updates (default {DEFAULT_STEPS}); with --resume, a larger number extends "
                                "a finished or running --schedule constant run")
@@ -73,12 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--schedule", choices=("cosine", "constant"), default="constant",
                           help="learning rate: cosine decay to lr/100 over --steps, or constant")
     training.add_argument("--seed", type=nonnegative_int, default=0)
+    training.add_argument("--seeds", type=nonnegative_int, nargs="+", default=None, metavar="S",
+                          help="one run per seed, trained side by side in this process (OUT/seed<S>/), and "
+                               "OUT/seeds.json with the mean ± std of each headline number")
     training.add_argument("--out", type=output_dir, default="runs/gedi_pretrain")
     training.add_argument("--checkpoint-every", type=positive_int, default=1000, help="steps between checkpoints")
     training.add_argument("--resume", action="store_true", help="continue the run found in --out")
     training.add_argument("--log-every", type=positive_int, default=100)
     training.add_argument("--no-progress", action="store_true")
-    add_common_arguments(training)
+    add_common_arguments(training, compile=True)
     add_dataclass_flags(groups, GEDIWeights)
     add_dataclass_flags(groups, SGLDConfig)
     add_dataclass_flags(groups, EstimatorConfig)
@@ -101,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> dict:
+    """Train and evaluate one run (``--seeds``: one per seed, side by side); returns (and writes) its results."""
+    return run_prepared(args, prepare, HEADLINE)
+
+
+def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
+    """The run's trainer (resumed where ``--resume`` says) and the function that evaluates and writes its results
+    once it has trained."""
     requested_steps = args.steps
     args, checkpoint = begin_run(args, KIND)
     args.steps = extended_steps(args, requested_steps, checkpoint)
@@ -115,13 +134,18 @@ def run(args: argparse.Namespace) -> dict:
     if args.sgld_buffer_size < args.sgld_batch:
         raise DataError(f"--sgld-buffer-size {args.sgld_buffer_size} must be at least --sgld-batch {args.sgld_batch}")
     # on --resume the checkpoint holds the weights
-    net = (load_network(args.init, args.arch) if args.init and checkpoint is None else build_network(args.arch))
+    init = args.init.replace("{seed}", str(args.seed)) if args.init else None
+    if init and checkpoint is None and not Path(init).is_file():
+        raise DataError(f"--init {init}: no such file")
+    net = load_network(init, args.arch) if init and checkpoint is None else build_network(args.arch)
     net = net.to(device)
     weights, sgld = from_flags(GEDIWeights, args), from_flags(SGLDConfig, args)
     schedule = WeightSchedule(weights, gen_after=args.gen_after, gen_warmup=args.gen_warmup)
     generator = torch.Generator().manual_seed(args.seed)
+    draws = device_generator(device, args.seed, generator)  # the updates' random draws (on the GPU there)
+    capture = capture_available(device) and not getattr(args, "no_compile", False)
     estimator = from_flags(EstimatorConfig, args)
-    gedi = GEDIObjective(net, (1, 28, 28), weights, sgld, device, generator, args.sgld_batch, estimator=estimator)
+    gedi = GEDIObjective(net, (1, 28, 28), weights, sgld, device, draws, args.sgld_batch, estimator=estimator)
     augment = DigitAugment()
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
     steps_per_epoch = n_train // args.batch_size
@@ -129,56 +153,99 @@ def run(args: argparse.Namespace) -> dict:
                       max_steps=args.steps, minutes=args.minutes, drop_last=True,
                       checkpoint_every=args.checkpoint_every, snapshot_every=args.snapshot_every,
                       log_every=args.log_every,
-                      progress=not args.no_progress, description=f"gedi {args.dataset}")
+                      progress=not args.no_progress, description=f"gedi {args.dataset}", capture=capture)
     saturation = SaturationMonitor(gen_floor(weights.energy_l2, weights.sample_l2))
-    trainer: Trainer
-
-    def step(batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        images = train.normalized(batch, device)
-        t = trainer.state.step
-        now = schedule.at(t)
-        views = augment.warmed_up(t, args.aug_warmup)
-        data_logits = net(images) if now.gen > 0 else None  # only the data energy needs it
-        terms = gedi(views(images, generator), views(images, generator), data_logits, weights=now, data=images)
-        logged = terms.items()
-        if "sample_energy" in logged:  # contrastive divergence: its loss has a floor
-            saturation.observe(logged["gen"], logged["data_energy"], logged["sample_energy"])
-        return {"loss": terms.total, **{k: v for k, v in logged.items() if k != "total"}}
-
+    step = PretrainStep(net, train, gedi, schedule, augment, args.aug_warmup, draws, device, saturation,
+                        capture=capture)
     scheduler = None
     if args.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.steps, eta_min=args.lr / 100)
     trainer = Trainer(loop, n_train, step, {"net": net}, optimizer, generator, scheduler,
                       {"replay_buffer": gedi.sampler.buffer, "saturation": saturation},
-                      run_info={"kind": KIND, "arch": args.arch, "args": dict(vars(args))})
+                      run_info={"kind": KIND, "arch": args.arch, "args": dict(vars(args))},
+                      after_step=lambda state, values: step.observe(values, trainer), device=device)
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint)
-    state = trainer.fit()
 
-    clusters = evaluate_clusters(net, test, device)
-    results = {
-        "args": dict(vars(args)),
-        "weights": asdict(weights),
-        "sgld": asdict(sgld),
-        "estimator": asdict(estimator),
-        "steps": state.step,
-        "train_seconds": state.seconds,
-        **clusters,
-        "gen_saturation": saturation.summary(),
-        "history": state.history,
-    }
-    if (warning := saturation.warning()) is not None:
-        print(warning, file=sys.stderr)
-    save_network(out / "mnist_net.pt", net, args.arch, KIND, cluster_to_label=clusters["cluster_to_label"])
-    atomic_write_json(out / "results.json", results)
-    from torchvision.utils import save_image
+    def finish() -> dict:
+        state = trainer.state
+        clusters = evaluate_clusters(net, test, device)
+        results = {
+            "args": dict(vars(args)),
+            "weights": asdict(weights),
+            "sgld": asdict(sgld),
+            "estimator": asdict(estimator),
+            "steps": state.step,
+            "train_seconds": state.seconds,
+            **clusters,
+            "gen_saturation": saturation.summary(),
+            "history": state.history,
+        }
+        if (warning := saturation.warning()) is not None:
+            print(warning, file=sys.stderr)
+        save_network(out / "mnist_net.pt", net, args.arch, KIND, cluster_to_label=clusters["cluster_to_label"])
+        atomic_write_json(out / "results.json", results)
+        from torchvision.utils import save_image
 
-    if estimator.name == "sgld":
-        save_image(gedi.sampler.buffer.samples[:64].cpu() * 0.5 + 0.5, out / "sgld_samples.png", nrow=8)
-    save_sample_grids(net, out, estimator, sgld,
-                      args.sample_steps or fresh_chain_steps(args.sgld_steps, args.sgld_restart),
-                      torch.Generator().manual_seed(args.seed), device)
-    return results
+        if estimator.name == "sgld":
+            save_image(gedi.sampler.buffer.samples[:64].cpu() * 0.5 + 0.5, out / "sgld_samples.png", nrow=8)
+        save_sample_grids(net, out, estimator, sgld,
+                          args.sample_steps or fresh_chain_steps(args.sgld_steps, args.sgld_restart),
+                          torch.Generator().manual_seed(args.seed), device)
+        return results
+
+    return trainer, finish
+
+
+class PretrainStep:
+    """The loss of one GEDI update (a :class:`~nesy_gedi.train.capture.CapturableStep`): the key of an update is
+    its term weights; with ``capture`` the augmentation warm-up is a device scalar and the saturation of the
+    generative term is counted on the device."""
+
+    def __init__(self, net: torch.nn.Module, train, gedi: GEDIObjective, schedule: WeightSchedule,
+                 augment: DigitAugment, aug_warmup: int, generator: torch.Generator, device: torch.device,
+                 saturation: SaturationMonitor, capture: bool = False) -> None:
+        self.net, self.train, self.gedi, self.schedule = net, train, gedi, schedule
+        self.augment, self.aug_warmup, self.device, self.saturation = augment, aug_warmup, device, saturation
+        self.generators = [generator]
+        self.capture = capture
+        self.strength = torch.ones((), device=device) if capture else None
+        self.step = 0
+
+    def capture_key(self, step: int):
+        return astuple(self.schedule.at(step)) if self.capture else None
+
+    def prepare(self, step: int) -> None:
+        self.step = step
+        if self.strength is not None:
+            self.strength.fill_(linear_warmup(step, self.aug_warmup))
+
+    def __call__(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        images = self.train.normalized(batch, self.device)
+        now = self.schedule.at(self.step)
+        generator = self.generators[0]
+        if self.strength is not None:
+            def views(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+                return self.augment(x, g, strength=self.strength)
+        else:
+            views = self.augment.warmed_up(self.step, self.aug_warmup)
+        data_logits = self.net(images) if now.gen > 0 else None  # only the data energy needs it
+        terms = self.gedi(views(images, generator), views(images, generator), data_logits, weights=now, data=images)
+        logged = {k: v for k, v in terms.tensors().items() if k != "total"}
+        if "sample_energy" in logged:  # contrastive divergence: its loss has a floor
+            if self.capture:  # the fraction of updates at the floor, counted on the device
+                floor, margin = self.saturation.floor, self.saturation.tolerance * abs(self.saturation.floor)
+                logged["gen_at_floor"] = (logged["gen"] <= floor + margin).double()
+            else:
+                self.saturation.observe(float(logged["gen"]), float(logged["data_energy"]),
+                                        float(logged["sample_energy"]))
+        return {"loss": terms.total, **logged}
+
+    def observe(self, values: dict[str, float], trainer: Trainer) -> None:
+        """Captured training, at each read of the loss terms: the generative term's saturation over those updates."""
+        if "gen_at_floor" in values:
+            self.saturation.observe(values["gen"], values["data_energy"], values["sample_energy"],
+                                    at_floor=values["gen_at_floor"], updates=trainer.last_counts["gen"])
 
 
 def extended_steps(args: argparse.Namespace, requested: int | None, checkpoint: dict | None) -> int:
@@ -221,6 +288,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     results = run(parse_args(argv))
-    print(json.dumps({k: results[k] for k in ("steps", "train_seconds", "nmi", "matched_accuracy", "collapse")},
-                     indent=2), file=sys.stdout)
+    shown = {k: results[k] for k in ("mean", "std")} if "per_seed" in results else {k: results[k] for k in HEADLINE}
+    print(json.dumps(shown, indent=2), file=sys.stdout)
     return results

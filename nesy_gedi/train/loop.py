@@ -14,19 +14,22 @@ the loop does the rest:
 * optional snapshots: every ``snapshot_every`` steps each network's weights alone, kept
   (``snapshots/<name>_step<N>.pt``), to follow a run over time after it ends;
 * SIGINT/SIGTERM: finish the step, save, raise :class:`Interrupted` with a hint;
-* ``metrics.jsonl``: one line per step (loss terms, learning rate, examples/s);
+* ``metrics.jsonl``: one line per step (loss terms, learning rate, examples/s); with captured updates
+  (``LoopConfig.capture`` on a GPU, :mod:`.capture`) one line of means every ``log_every`` updates;
+* :func:`fit_together`: several runs side by side in one process (``--seeds``);
 * a tqdm bar on a terminal, otherwise one plain line every ``log_every`` steps.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
@@ -36,6 +39,7 @@ from tqdm import tqdm
 
 from ..errors import Interrupted
 from ..errors import NesyError
+from .capture import StepGraphs, TensorHyperparameters
 from .checkpoint import CHECKPOINT_FORMAT, VERSION, atomic_save, save_network
 
 CHECKPOINT = "checkpoint.pt"
@@ -72,6 +76,7 @@ class LoopConfig:
     log_every: int = 100
     progress: bool = True
     description: str = "train"
+    capture: bool = False  # replay updates as CUDA graphs (a capturable step_fn on a CUDA device; see .capture)
 
     def steps_per_epoch(self, n_examples: int) -> int:
         b = self.batch_size
@@ -113,12 +118,18 @@ class Trainer:
         after_step: Callable[["LoopState", Mapping[str, float]], None] | None = None,
         on_epoch_end: Callable[["LoopState"], Mapping[str, Any] | None] | None = None,
         stop_when: Callable[["LoopState"], bool] | None = None,
+        device: torch.device | str | None = None,
     ) -> None:
         """``order_fn`` gives each epoch's example order (default: a permutation drawn from
         ``generator``); ``after_step(state, loss_terms)`` runs after every update;
         ``on_epoch_end(state)`` after each full epoch, before its checkpoint (it may change the
         networks; what it returns joins the epoch's ``history`` record); ``stop_when(state)``, checked
-        before every update, ends training early when it returns true (e.g. a stop condition on a metric)."""
+        before every update, ends training early when it returns true (e.g. a stop condition on a metric).
+
+        With ``config.capture`` on a CUDA ``device``, ``step_fn`` must be a :class:`~.capture.CapturableStep`: it
+        receives batches of indices on ``device`` and its updates are replayed as CUDA graphs; the loss terms are
+        read (and checked to be finite) every ``log_every`` updates and before every checkpoint, and
+        ``metrics.jsonl`` gets one line of means per such read.  Elsewhere the same code runs eagerly."""
         if n_examples < 1:
             raise NesyError("no training examples")
         self.config, self.n_examples, self.step_fn = config, n_examples, step_fn
@@ -129,7 +140,24 @@ class Trainer:
         self.stop_when = stop_when
         self.state = LoopState()
         self._stop_signal: int | None = None
+        self._own_signals = True  # False under fit_together, which handles the signals of all its trainers
         self.out = Path(config.out) if config.out is not None else None
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.graphs: StepGraphs | None = None
+        self.hyper: TensorHyperparameters | None = None
+        if config.capture and any("capturable" not in g for g in optimizer.param_groups):
+            config = replace(config, capture=False)  # e.g. SGD: its step reads its learning rate on the host
+            self.config = config
+        if config.capture:
+            for method in ("capture_key", "prepare"):
+                if not hasattr(step_fn, method):
+                    raise NesyError(f"capture needs a capturable step function (a {method} method)")
+            self.graphs = StepGraphs(step_fn, optimizer, self.device)  # type: ignore[arg-type]
+            if self.graphs.replay:
+                self.hyper = TensorHyperparameters(optimizer, self.device,
+                                                   vary_beta1=bool(getattr(scheduler, "cycle_momentum", False)))
+        self._device_order: torch.Tensor | None = None
+        self.last_counts: dict[str, int] = {}  # captured: how many updates each term of the last read covers
 
     # -- sizes ---------------------------------------------------------------------------------------
     @property
@@ -158,7 +186,7 @@ class Trainer:
             "seconds": s.seconds, "examples": s.examples, "epoch_sums": dict(s.epoch_sums),
             "history": list(s.history),
             "modules": {k: m.state_dict() for k, m in self.modules.items()},
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": _plain_optimizer_state(self.optimizer.state_dict()),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "extra": {k: v.state_dict() for k, v in self.extra_state.items()},
             "rng": rng,
@@ -188,6 +216,13 @@ class Trainer:
                 raise NesyError(f"checkpoint has no network {name!r}")
             module.load_state_dict(state["modules"][name])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.hyper is not None:  # a captured optimizer step reads its step counts and hyperparameters on the device
+            for values in self.optimizer.state.values():
+                if isinstance(values.get("step"), torch.Tensor):
+                    values["step"] = values["step"].to(self.device, torch.float32)
+            for group in self.optimizer.param_groups:
+                group["capturable"] = True
+            self.hyper.refresh()
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         for name, obj in self.extra_state.items():
@@ -236,13 +271,19 @@ class Trainer:
 
     def fit(self) -> LoopState:
         """Train until the budget is spent; returns the final loop state (with per-epoch history)."""
+        for _ in self.updates():
+            pass
+        return self.state
+
+    def updates(self):
+        """Train, yielding after every update (:func:`fit_together` interleaves several runs so)."""
         c, s = self.config, self.state
         if self.out is not None:
             self.out.mkdir(parents=True, exist_ok=True)
             if s.step == 0:
                 (self.out / METRICS).unlink(missing_ok=True)
         handlers = {}
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM) if self._own_signals else ():
             try:
                 handlers[sig] = signal.signal(sig, self._on_signal)
             except ValueError:  # not the main thread: no signal handling
@@ -251,69 +292,18 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=s.step, desc=c.description, disable=not (c.progress and tty),
                    dynamic_ncols=True)
         started, seconds_before = time.perf_counter(), s.seconds
-        since_checkpoint = 0
+        self._since_checkpoint = 0
+        self._interval = (time.perf_counter(), s.step, s.examples)
         metrics = open(self.out / METRICS if self.out is not None else os.devnull, "a")
         try:
             while not self._finished(started, seconds_before):
-                if s.order is None:
-                    s.order = (self.order_fn() if self.order_fn is not None
-                               else torch.randperm(self.n_examples, generator=self.generator))
-                    s.position, s.epoch_sums = 0, {}
-                b = c.batch_size
-                batch = s.order[s.position * b: (s.position + 1) * b]
-                t0 = time.perf_counter()
-                terms = self.step_fn(batch)
-                values = self._check_finite(terms)
-                self.optimizer.zero_grad(set_to_none=True)
-                terms["loss"].backward()
-                self.optimizer.step()
-                lr = self.optimizer.param_groups[0]["lr"]
-                if self.scheduler is not None:
-                    self.scheduler.step()
-                s.step += 1
-                s.position += 1
-                s.examples += len(batch)
-                since_checkpoint += 1
-                for k, v in values.items():
-                    s.epoch_sums[k] = s.epoch_sums.get(k, 0.0) + v
-                elapsed = time.perf_counter() - t0
-                s.seconds = seconds_before + time.perf_counter() - started
-                record = {"step": s.step, "epoch": s.epoch + 1, **values, "lr": lr,
-                          "examples_per_s": len(batch) / max(elapsed, 1e-9)}
-                metrics.write(json.dumps(record) + "\n")
-                metrics.flush()
-                bar.update(1)
-                if s.step % c.log_every == 0 or s.step == 1:
-                    shown = {k: f"{v:.4g}" for k, v in values.items()}
-                    bar.set_postfix(shown, refresh=False)
-                    if c.progress and not tty:
-                        print(f"{c.description} step {s.step}/{self.total_steps} epoch {s.epoch + 1} "
-                              + " ".join(f"{k} {v}" for k, v in shown.items())
-                              + f" {s.examples / max(s.seconds, 1e-9):,.0f} ex/s", file=sys.stderr, flush=True)
-                end_of_epoch = s.position >= self.steps_per_epoch
-                if end_of_epoch:
-                    record = self._epoch_record()
-                    if self.on_epoch_end is not None:
-                        record.update(self.on_epoch_end(s) or {})
-                    s.history.append(record)
-                    s.epoch += 1
-                    s.order = None
-                if (c.checkpoint_every and since_checkpoint >= c.checkpoint_every) or end_of_epoch:
-                    self.save()
-                    since_checkpoint = 0
-                if c.snapshot_every and s.step % c.snapshot_every == 0:
-                    self.snapshot()
-                if self.after_step is not None:
-                    self.after_step(s, values)
-                if self._stop_signal is not None:
-                    path = self.save() if since_checkpoint else self.checkpoint_path
-                    name = signal.Signals(self._stop_signal).name
-                    if path is None:
-                        raise Interrupted(f"{name} at step {s.step}; no checkpoint (the run has no output folder)")
-                    raise Interrupted(f"{name} at step {s.step}; checkpoint saved to {path}; "
-                                      f"continue with the same command and --resume --out {self.out}")
-            if since_checkpoint:  # the last step was not checkpointed yet
+                with self.graphs.stream_context() if self.graphs is not None else contextlib.nullcontext():
+                    self._update(metrics, started, seconds_before, tty, bar)
+                yield s
+            if self._since_checkpoint:  # the last step was not checkpointed yet
                 self.save()
+            if self.graphs is not None and self.graphs.replay:  # what follows (evaluation) runs on the default stream
+                torch.cuda.current_stream(self.device).wait_stream(self.graphs.stream)
             if s.order is not None and s.position > 0:  # stopped inside an epoch: record the partial epoch
                 s.history.append(self._epoch_record(partial=True))  # in the result only, never in a checkpoint
         finally:
@@ -321,7 +311,112 @@ class Trainer:
             bar.close()
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
-        return s
+
+    def _update(self, metrics, started: float, seconds_before: float, tty: bool, bar) -> None:
+        """One update with its bookkeeping: logs, epoch end, checkpoint, snapshot, signals."""
+        c, s = self.config, self.state
+        if s.order is None:
+            s.order = (self.order_fn() if self.order_fn is not None
+                       else torch.randperm(self.n_examples, generator=self.generator))
+            s.position, s.epoch_sums = 0, {}
+            self._device_order = None
+        b = c.batch_size
+        batch = s.order[s.position * b: (s.position + 1) * b]
+        t0 = time.perf_counter()
+        if self.graphs is None:
+            values = self._eager_update(batch)
+            lr = self.optimizer.param_groups[0]["lr"]
+        else:
+            if self._device_order is None:  # one copy per epoch; a batch is a view of it
+                self._device_order = s.order.to(self.device)
+            self.graphs(self._device_order[s.position * b: (s.position + 1) * b], s.step)
+            values, lr = None, None
+        if self.scheduler is not None:
+            self.scheduler.step()
+            if self.hyper is not None:
+                self.hyper.refresh()
+        s.step += 1
+        s.position += 1
+        s.examples += len(batch)
+        self._since_checkpoint += 1
+        end_of_epoch = s.position >= self.steps_per_epoch
+        checkpoint_due = (c.checkpoint_every and self._since_checkpoint >= c.checkpoint_every) or end_of_epoch
+        s.seconds = seconds_before + time.perf_counter() - started
+        if values is not None:  # eager: every update is logged
+            for k, v in values.items():
+                s.epoch_sums[k] = s.epoch_sums.get(k, 0.0) + v
+            record = {"step": s.step, "epoch": s.epoch + 1, **values, "lr": lr,
+                      "examples_per_s": len(batch) / max(time.perf_counter() - t0, 1e-9)}
+            metrics.write(json.dumps(record) + "\n")
+            metrics.flush()
+        elif (s.step % c.log_every == 0 or s.step == 1 or checkpoint_due or self._stop_signal is not None
+              or self._finished(started, seconds_before)):
+            values = self._read_interval(metrics)
+        bar.update(1)
+        if values is not None and (s.step % c.log_every == 0 or s.step == 1):
+            shown = {k: f"{v:.4g}" for k, v in values.items()}
+            bar.set_postfix(shown, refresh=False)
+            if c.progress and not tty:
+                print(f"{c.description} step {s.step}/{self.total_steps} epoch {s.epoch + 1} "
+                      + " ".join(f"{k} {v}" for k, v in shown.items())
+                      + f" {s.examples / max(s.seconds, 1e-9):,.0f} ex/s", file=sys.stderr, flush=True)
+        if end_of_epoch:
+            record = self._epoch_record()
+            if self.on_epoch_end is not None:
+                record.update(self.on_epoch_end(s) or {})
+            s.history.append(record)
+            s.epoch += 1
+            s.order = None
+        if checkpoint_due:
+            self.save()
+            self._since_checkpoint = 0
+        if c.snapshot_every and s.step % c.snapshot_every == 0:
+            self.snapshot()
+        if self.after_step is not None and values is not None:  # captured: at each read, with its means
+            self.after_step(s, values)
+        if self._stop_signal is not None:
+            path = self.save() if self._since_checkpoint else self.checkpoint_path
+            name = signal.Signals(self._stop_signal).name
+            if path is None:
+                raise Interrupted(f"{name} at step {s.step}; no checkpoint (the run has no output folder)")
+            raise Interrupted(f"{name} at step {s.step}; checkpoint saved to {path}; "
+                              f"continue with the same command and --resume --out {self.out}")
+
+    def _eager_update(self, batch: torch.Tensor) -> dict[str, float]:
+        """One update, its loss terms read (and checked to be finite) before the weights change."""
+        if hasattr(self.step_fn, "prepare"):
+            self.step_fn.prepare(self.state.step)
+        terms = self.step_fn(batch)
+        values = self._check_finite(terms)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        self.optimizer.step()
+        return values
+
+    def _read_interval(self, metrics) -> dict[str, float]:
+        """Captured updates: the mean loss terms since the last read, checked, logged as one line."""
+        assert self.graphs is not None
+        s = self.state
+        means, counts, bad = self.graphs.read()
+        self.last_counts = counts
+        first = self._interval[1] + 1
+        if bad:
+            path = self.checkpoint_path
+            last = (f"the last good checkpoint is {path}" if path is not None and path.exists()
+                    else "no checkpoint was written yet")
+            raise NonFiniteLoss(f"updates {first}-{s.step}: loss term {', '.join(repr(k) for k in bad)} was not "
+                                f"finite ({last}); try a smaller --lr, or --no-compile to stop at the first bad update")
+        for k, v in means.items():
+            s.epoch_sums[k] = s.epoch_sums.get(k, 0.0) + v * counts[k]
+        now = time.perf_counter()
+        seconds, examples = now - self._interval[0], s.examples - self._interval[2]
+        record = {"step": s.step, "epoch": s.epoch + 1, "updates": s.step - self._interval[1], **means,
+                  "lr": float(self.optimizer.param_groups[0]["lr"]),
+                  "examples_per_s": examples / max(seconds, 1e-9)}
+        metrics.write(json.dumps(record) + "\n")
+        metrics.flush()
+        self._interval = (now, s.step, s.examples)
+        return means
 
     def _epoch_record(self, partial: bool = False) -> dict:
         """Mean loss terms of the current epoch so far, for ``history``."""
@@ -342,3 +437,57 @@ class Trainer:
                                 f"{values[bad[0]]}; stopped before the update ({last}); "
                                 f"try a smaller --lr")
         return values
+
+
+def _plain_optimizer_state(state: dict) -> dict:
+    """An optimizer state dict with plain-number hyperparameters (a captured run keeps them in device tensors), so
+    that a checkpoint resumes anywhere, captured or not."""
+    for group in state.get("param_groups", ()):  # (a stand-in optimizer may keep another layout)
+        if isinstance(group.get("lr"), torch.Tensor):
+            group["lr"] = float(group["lr"])
+        if "betas" in group:
+            group["betas"] = tuple(float(b) for b in group["betas"])
+        if group.get("capturable"):
+            group["capturable"] = False
+    return state
+
+
+def fit_together(trainers: list[Trainer]) -> list[LoopState]:
+    """Train several runs side by side in this process, one update of each in turn (e.g. seeds of one command).
+
+    On a GPU each run's captured updates go to its own CUDA stream, so their kernels overlap.  SIGINT/SIGTERM stops
+    every run at its next update with a checkpoint each; the first error stops them all.
+    """
+    signals: list[int] = []
+
+    def on_signal(signum, frame) -> None:  # noqa: ARG001
+        signals.append(signum)
+        for trainer in trainers:
+            trainer._stop_signal = signum
+
+    handlers = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            handlers[sig] = signal.signal(sig, on_signal)
+        except ValueError:
+            pass
+    interrupted: list[str] = []
+    try:
+        for trainer in trainers:
+            trainer._own_signals = False
+        running = [trainer.updates() for trainer in trainers]
+        while running:
+            for updates in list(running):
+                try:
+                    next(updates)
+                except StopIteration:
+                    running.remove(updates)
+                except Interrupted as exc:
+                    interrupted.append(str(exc))
+                    running.remove(updates)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    if interrupted:
+        raise Interrupted("; ".join(interrupted))
+    return [trainer.state for trainer in trainers]
