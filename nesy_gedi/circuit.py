@@ -308,7 +308,7 @@ class _EvaluateCircuit(torch.autograd.Function):
             else:  # d node / d term = exp(term - node); 0 where node and term are both -inf
                 node = values[group.start : group.start + n].unsqueeze(1)
                 grad_terms = torch.sub(terms, node).exp_().nan_to_num_(0.0).mul_(grad_out)
-            if group.scatter is not None and not capturing:  # children come before the group: no read of what is written
+            if group.scatter is not None and not capturing:  # children come first: no read of what is written
                 grads[: group.start].addmm_(group.scatter, grad_terms.reshape(n * width, batch))
                 continue
             # a copy where no product makes one: index_add_ must not read what it writes

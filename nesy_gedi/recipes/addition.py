@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -40,6 +41,7 @@ from ..train.checkpoint import atomic_write_json, load_weights, network_state, s
 from ..train.evaluate import evaluate_addition
 from ..draws import device_generator
 from ..train.capture import capture_available
+from ..train.distributed import Distributed
 from ..train.loop import LoopConfig, Trainer
 from .addition_loss import AdditionLoss
 from .addition_model import build_model
@@ -186,6 +188,12 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
                         f"{args.sgld_buffer_size}; use a smaller --batch-size or a larger --sgld-buffer-size")
     seed_everything(args.seed)
     device = torch.device(args.device)
+    if torch.device(args.device).type == "cuda" and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per process
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    ranks = Distributed.from_environment(device)
+    if ranks.active and args.gedi_weight > 0:
+        raise DataError("--gedi-weight under torchrun is not supported yet (its prior needs the batch-mean over all "
+                        "ranks); run GEDI in one process")
     train_split, test_split = load_mnist("train", args.data_dir), load_mnist("test", args.data_dir)
     concepts = n_concepts(args.pairs)
     test_ood = None
@@ -260,7 +268,8 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
     trainer: Trainer
     trainer = Trainer(loop, len(train), loss if capture else step, {"net": net}, optimizer, generator, scheduler,
                       extra, run_info={"kind": KIND, "arch": args.arch, "args": dict(vars(args))},
-                      on_epoch_end=(lambda state: relabel(state.step)) if args.relabel else None, device=device)
+                      on_epoch_end=(lambda state: relabel(state.step)) if args.relabel else None, device=device,
+                      distributed=ranks)
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint)
 
@@ -269,6 +278,8 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
         metrics = evaluate_addition(net, test, device, concepts=True, ece_bins=ece_bins)
         results = {
             "args": dict(vars(args)),
+            "world_size": ranks.world_size,
+            "rank_batch_size": -(-args.batch_size // ranks.world_size),
             "steps": state.step,
             "train_examples": state.examples,
             "train_seconds": state.seconds,
@@ -287,10 +298,10 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
             results["naming_at_nesy_start"] = relabelled[args.nesy_after]
         if isinstance(net, ClusterPermutation):
             results["cluster_to_digit"] = net.assignment()
-            save_network(out / "mnist_net.pt", net, args.arch, KIND, head=CLUSTER_HEAD)
-        else:
-            save_network(out / "mnist_net.pt", net, args.arch, KIND)
-        atomic_write_json(out / "results.json", results)
+        if ranks.is_main:  # one writer
+            head = {"head": CLUSTER_HEAD} if isinstance(net, ClusterPermutation) else {}
+            save_network(out / "mnist_net.pt", net, args.arch, KIND, **head)
+            atomic_write_json(out / "results.json", results)
         return results
 
     return trainer, finish

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from dataclasses import asdict, astuple
 from pathlib import Path
@@ -126,6 +127,9 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
     out = Path(args.out)
     seed_everything(args.seed)
     device = torch.device(args.device)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise DataError("nesy-gedi pretrain under torchrun is not supported yet (its prior needs the batch-mean over "
+                        "all ranks); run it in one process (--seeds trains several seeds side by side)")
     train, test = load_mnist("train", args.data_dir, dataset=args.dataset), load_mnist("test", args.data_dir,
                                                                                         dataset=args.dataset)
     n_train = min(args.train_size or len(train), len(train))

@@ -40,6 +40,7 @@ from tqdm import tqdm
 from ..errors import Interrupted
 from ..errors import NesyError
 from .capture import StepGraphs, TensorHyperparameters
+from .distributed import Distributed
 from .checkpoint import CHECKPOINT_FORMAT, VERSION, atomic_save, save_network
 
 CHECKPOINT = "checkpoint.pt"
@@ -119,6 +120,7 @@ class Trainer:
         on_epoch_end: Callable[["LoopState"], Mapping[str, Any] | None] | None = None,
         stop_when: Callable[["LoopState"], bool] | None = None,
         device: torch.device | str | None = None,
+        distributed: Distributed | None = None,
     ) -> None:
         """``order_fn`` gives each epoch's example order (default: a permutation drawn from
         ``generator``); ``after_step(state, loss_terms)`` runs after every update;
@@ -141,8 +143,15 @@ class Trainer:
         self.state = LoopState()
         self._stop_signal: int | None = None
         self._own_signals = True  # False under fit_together, which handles the signals of all its trainers
-        self.out = Path(config.out) if config.out is not None else None
+        self.dist = distributed or Distributed()
+        # only rank 0 writes: the other ranks of a distributed run keep no folder
+        self.out = Path(config.out) if config.out is not None and self.dist.is_main else None
         self.device = torch.device(device) if device is not None else torch.device("cpu")
+        if self.dist.active:
+            config = replace(config, capture=False)  # distributed updates run eagerly (not captured yet)
+            self.config = config
+            for module in self.modules.values():
+                self.dist.broadcast_parameters(module)
         self.graphs: StepGraphs | None = None
         self.hyper: TensorHyperparameters | None = None
         if config.capture and any("capturable" not in g for g in optimizer.param_groups):
@@ -289,8 +298,8 @@ class Trainer:
             except ValueError:  # not the main thread: no signal handling
                 pass
         tty = sys.stderr.isatty()
-        bar = tqdm(total=self.total_steps, initial=s.step, desc=c.description, disable=not (c.progress and tty),
-                   dynamic_ncols=True)
+        bar = tqdm(total=self.total_steps, initial=s.step, desc=c.description,
+                   disable=not (c.progress and tty and self.dist.is_main), dynamic_ncols=True)
         started, seconds_before = time.perf_counter(), s.seconds
         self._since_checkpoint = 0
         self._interval = (time.perf_counter(), s.step, s.examples)
@@ -347,6 +356,8 @@ class Trainer:
                 s.epoch_sums[k] = s.epoch_sums.get(k, 0.0) + v
             record = {"step": s.step, "epoch": s.epoch + 1, **values, "lr": lr,
                       "examples_per_s": len(batch) / max(time.perf_counter() - t0, 1e-9)}
+            if self.dist.active:
+                record.update(world_size=self.dist.world_size, rank_batch=len(self.dist.shard(batch)))
             metrics.write(json.dumps(record) + "\n")
             metrics.flush()
         elif (s.step % c.log_every == 0 or s.step == 1 or checkpoint_due or self._stop_signal is not None
@@ -356,7 +367,7 @@ class Trainer:
         if values is not None and (s.step % c.log_every == 0 or s.step == 1):
             shown = {k: f"{v:.4g}" for k, v in values.items()}
             bar.set_postfix(shown, refresh=False)
-            if c.progress and not tty:
+            if c.progress and not tty and self.dist.is_main:
                 print(f"{c.description} step {s.step}/{self.total_steps} epoch {s.epoch + 1} "
                       + " ".join(f"{k} {v}" for k, v in shown.items())
                       + f" {s.examples / max(s.seconds, 1e-9):,.0f} ex/s", file=sys.stderr, flush=True)
@@ -374,9 +385,13 @@ class Trainer:
             self.snapshot()
         if self.after_step is not None and values is not None:  # captured: at each read, with its means
             self.after_step(s, values)
+        if self.dist.any(self._stop_signal is not None) and self._stop_signal is None:
+            self._stop_signal = signal.SIGTERM  # another rank was stopped: stop here too, at the same update
         if self._stop_signal is not None:
             path = self.save() if self._since_checkpoint else self.checkpoint_path
             name = signal.Signals(self._stop_signal).name
+            if not self.dist.is_main:
+                raise Interrupted(f"{name} at step {s.step} (rank {self.dist.rank}; rank 0 saved the checkpoint)")
             if path is None:
                 raise Interrupted(f"{name} at step {s.step}; no checkpoint (the run has no output folder)")
             raise Interrupted(f"{name} at step {s.step}; checkpoint saved to {path}; "
@@ -386,10 +401,13 @@ class Trainer:
         """One update, its loss terms read (and checked to be finite) before the weights change."""
         if hasattr(self.step_fn, "prepare"):
             self.step_fn.prepare(self.state.step)
-        terms = self.step_fn(batch)
-        values = self._check_finite(terms)
+        local = self.dist.shard(batch)
+        share = len(local) / len(batch)
+        terms = self.step_fn(local)
+        values = self._check_finite(terms, share)
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
+        self.dist.reduce_gradients([p for g in self.optimizer.param_groups for p in g["params"]], share)
         self.optimizer.step()
         return values
 
@@ -424,10 +442,13 @@ class Trainer:
         return {"epoch": s.epoch + 1, "steps": s.step, "seconds": s.seconds, **({"partial": True} if partial else {}),
                 **{k: v / s.position for k, v in s.epoch_sums.items()}}
 
-    def _check_finite(self, terms: Mapping[str, torch.Tensor | float]) -> dict[str, float]:
+    def _check_finite(self, terms: Mapping[str, torch.Tensor | float], share: float = 1.0) -> dict[str, float]:
+        """The loss terms as numbers (distributed: averaged over the ranks' shards), or an error if one is not
+        finite."""
         if "loss" not in terms:
             raise NesyError("step_fn must return a 'loss' term")
         values = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in terms.items()}
+        values = self.dist.average(values, share)
         bad = [k for k, v in values.items() if not math.isfinite(v)]
         if bad:
             path = self.checkpoint_path

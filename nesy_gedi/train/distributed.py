@@ -1,0 +1,94 @@
+"""Training over several processes with ``torch.distributed``, launched by ``torchrun`` (gloo on the CPU, NCCL on
+GPUs), in the one training loop.
+
+``--batch-size`` stays the global batch: every rank draws the same global order (same seed) and takes a contiguous
+shard of each batch.  Each rank's loss is the mean over its shard; the gradients are scaled by the shard's share of
+the global batch and summed over the ranks (one all-reduce of all gradients), so every rank takes the update that
+one process would take on the whole batch, also when the shards differ in size.  Loss terms are averaged the same
+way before they are checked and logged, so every rank agrees on a non-finite loss; a stop signal on any rank stops
+all of them at the same update.  Rank 0 alone writes files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")  # where collectives' tensors live (NCCL: the rank's GPU)
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_environment(cls, device: torch.device) -> "Distributed":
+        """The process group ``torchrun`` describes in ``WORLD_SIZE``/``RANK`` (started once; one process without)."""
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if world_size <= 1:
+            return cls()
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        return cls(dist.get_rank(), dist.get_world_size(), device if device.type == "cuda" else torch.device("cpu"))
+
+    def shard(self, batch: torch.Tensor) -> torch.Tensor:
+        """This rank's contiguous part of a global batch (sizes differ by at most one)."""
+        if not self.active:
+            return batch
+        bounds = [len(batch) * r // self.world_size for r in range(self.world_size + 1)]
+        return batch[bounds[self.rank]: bounds[self.rank + 1]]
+
+    def average(self, values: dict[str, float], share: float) -> dict[str, float]:
+        """Loss terms of the shards, weighted by each shard's ``share`` of the global batch and summed."""
+        if not self.active:
+            return values
+        names = sorted(values)
+        total = torch.tensor([values[n] * share for n in names], dtype=torch.float64, device=self.device)
+        dist.all_reduce(total)
+        return dict(zip(names, total.tolist()))
+
+    def reduce_gradients(self, parameters: list[torch.nn.Parameter], share: float) -> None:
+        """Each gradient times this shard's ``share``, summed over the ranks, in one all-reduce."""
+        if not self.active:
+            return
+        grads = [p.grad for p in parameters if p.grad is not None]
+        if len(grads) != len(parameters):  # every rank must send the same tensors: absent gradients become zeros
+            for p in parameters:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+            grads = [p.grad for p in parameters]
+        flat = torch.cat([g.reshape(-1) for g in grads]).mul_(share)
+        dist.all_reduce(flat)
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset: offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def any(self, flag: bool) -> bool:
+        """Whether ``flag`` is set on any rank (e.g. a stop signal)."""
+        if not self.active:
+            return flag
+        value = torch.tensor([1 if flag else 0], device=self.device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
+
+    def broadcast_parameters(self, module: torch.nn.Module) -> None:
+        """Rank 0's weights on every rank (the same seed already gives the same ones; this makes sure)."""
+        if self.active:
+            for tensor in list(module.parameters()) + list(module.buffers()):
+                dist.broadcast(tensor.data, 0)
+
+    def barrier(self) -> None:
+        if self.active:
+            dist.barrier()
