@@ -43,17 +43,33 @@ class DigitAugment:
         return self if strength >= 1 else self.scaled(strength)
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None,
-                 strength: torch.Tensor | None = None) -> torch.Tensor:
+                 strength: torch.Tensor | None = None,
+                 rows: tuple[int, int, int] | tuple[torch.Tensor, int] | None = None) -> torch.Tensor:
         """A random view of each image in ``[B, C, H, W]`` (normalised to [-1, 1]).
 
         ``strength``: a device scalar in [0, 1] that scales every perturbation, as :meth:`scaled` does, read when
-        the view is drawn (so a captured step follows a warm-up; see :mod:`nesy_gedi.train.capture`)."""
+        the view is drawn (so a captured step follows a warm-up; see :mod:`nesy_gedi.train.capture`).
+        ``rows = (start, stop, total)`` or ``(indices, total)``: the images are those rows of a batch of ``total``
+        (one process's shard, :mod:`nesy_gedi.train.distributed`); the draws are those of the whole batch, so each
+        image gets the view it would get in one process."""
         if images.dim() != 4:
             raise ValueError(f"DigitAugment expects images [batch, channels, height, width], got {tuple(images.shape)}")
         b, device = images.shape[0], images.device
+        if rows is None:
+            index, total = None, b
+        elif len(rows) == 3:
+            index, total = slice(rows[0], rows[1]), rows[2]
+        else:
+            index, total = rows[0].to(device), rows[1]
+        if index is not None and (index.stop - index.start if isinstance(index, slice) else len(index)) != b:
+            raise ValueError(f"the rows of the augmentation do not match a batch of {b} images")
+
+        def draw(shape: tuple[int, ...], normal: bool = False) -> torch.Tensor:
+            out = (draws.randn if normal else draws.rand)((total, *shape), generator, device)
+            return out if index is None else out[index]
 
         def uniform(low: float, high: float) -> torch.Tensor:
-            u = low + (high - low) * draws.rand(b, generator, device)
+            u = low + (high - low) * draw(())
             return u if strength is None else u * strength
 
         def around_one(low: float, high: float) -> torch.Tensor:  # a scale factor: 1 at strength 0
@@ -73,11 +89,11 @@ class DigitAugment:
         shifted = images - self.background  # zero background so padding is empty
         out = F.grid_sample(shifted, grid, align_corners=False, padding_mode="zeros") + self.background
         if self.stroke > 0:
-            u = draws.rand(b, generator, device)
+            u = draw(())
             out = self._stroke(out, u if strength is None else u / strength.clamp_min(1e-12))
         if self.noise > 0:
             noise = self.noise if strength is None else self.noise * strength
-            out = out + noise * draws.randn(out.shape, generator, device).to(out.dtype)
+            out = out + noise * draw(tuple(out.shape[1:]), normal=True).to(out.dtype)
         return out.clamp(-1.0, 1.0)
 
     def _stroke(self, images: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

@@ -23,12 +23,15 @@ def _run(argv: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run(argv, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
 
 
-def test_two_ranks_take_the_updates_of_one_process(tmp_path):
-    """50 updates of a global batch of 31 (shards of 15 and 16): the weights of 2 ranks equal those of 1 process."""
+@pytest.mark.parametrize("task, batch", [("addition", "31"), ("addition_gedi", "31"), ("gedi", "32")])
+def test_two_ranks_take_the_updates_of_one_process(tmp_path, task, batch):
+    """50 updates: the weights of 2 ranks equal those of 1 process.  Addition with a global batch of 31 (shards of 15
+    and 16), alone and with GEDI's clustering terms on augmented digits; GEDI alone (pretraining).  The prior needs the
+    assignment of the whole batch, and every image must get the views one process would draw for it."""
     worker = str(ROOT / "tests" / "ddp_worker.py")
-    one = _run([sys.executable, worker, str(tmp_path / "one.pt"), "50", "31"])
+    one = _run([sys.executable, worker, task, str(tmp_path / "one.pt"), "50", batch])
     assert one.returncode == 0, one.stderr[-2000:]
-    two = _run([*TORCHRUN, worker, str(tmp_path / "two.pt"), "50", "31"])
+    two = _run([*TORCHRUN, worker, task, str(tmp_path / "two.pt"), "50", batch])
     assert two.returncode == 0, two.stderr[-2000:]
     a, b = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
     assert float((a - b).norm() / a.norm()) < 1e-8
@@ -91,7 +94,7 @@ def test_sigterm_on_one_rank_stops_both_with_a_checkpoint_that_resumes_on_one_pr
     assert steps == list(range(1, 601))
 
 
-def test_gedi_under_torchrun_is_refused_in_one_line(tmp_path):
-    refused = _run(_train(tmp_path / "gedi", ["--max-steps", "2", "--gedi-weight", "1"], True))
+def test_batch_mean_regularisers_under_torchrun_are_refused_in_one_line(tmp_path):
+    refused = _run(_train(tmp_path / "entropy", ["--max-steps", "2", "--entropy-weight", "1"], True))
     assert refused.returncode != 0
-    assert "error: --gedi-weight under torchrun is not supported yet" in refused.stderr
+    assert "error: --entropy-weight under torchrun is not supported yet" in refused.stderr

@@ -40,6 +40,7 @@ from typing import Callable
 
 import torch
 
+from ..train.distributed import Distributed
 from .cluster_sizes import ClusterSizes
 from .estimators import EstimatorConfig, dsm_loss
 from .sgld import SGLDConfig, SGLDSampler
@@ -56,36 +57,43 @@ def invariance_loss(logits1: torch.Tensor, logits2: torch.Tensor) -> torch.Tenso
     return -0.5 * ((log_p1.exp() * log_p2).sum(1) + (log_p2.exp() * log_p1).sum(1)).mean()
 
 
-def log_batch_mean(logits: torch.Tensor) -> torch.Tensor:
-    """``log pbar``, the log of the batch-mean assignment ``pbar = mean_b p(y|x_b)``, for logits ``[batch, K]``."""
-    return torch.logsumexp(logits.log_softmax(1), dim=0) - math.log(logits.shape[0])
+def log_batch_mean(logits: torch.Tensor, ranks: Distributed | None = None) -> torch.Tensor:
+    """``log pbar``, the log of the batch-mean assignment ``pbar = mean_b p(y|x_b)``, for logits ``[batch, K]``;
+    with ``ranks`` (several processes), the mean over the global batch, differentiable through every rank's part."""
+    log_p = logits.log_softmax(1)
+    if ranks is None or not ranks.active:
+        return torch.logsumexp(log_p, dim=0) - math.log(logits.shape[0])
+    count = log_p.new_tensor([float(logits.shape[0])])
+    parts = ranks.gather(torch.cat([torch.logsumexp(log_p, dim=0), count]))  # [ranks, K + 1]
+    return torch.logsumexp(parts[:, :-1], dim=0) - math.log(float(parts[:, -1].sum()))
 
 
-def uniformity_loss(logits: torch.Tensor) -> torch.Tensor:
+def uniformity_loss(logits: torch.Tensor, ranks: Distributed | None = None) -> torch.Tensor:
     """``KL(uniform || batch-mean p(y|x))``: zero iff every cluster is used equally often."""
-    return -math.log(logits.shape[1]) - log_batch_mean(logits).mean()
+    return -math.log(logits.shape[1]) - log_batch_mean(logits, ranks).mean()
 
 
-def floor_loss(logits: torch.Tensor, floor: float) -> torch.Tensor:
+def floor_loss(logits: torch.Tensor, floor: float, ranks: Distributed | None = None) -> torch.Tensor:
     """``1/K sum_y max(0, log((floor/K) / pbar_y))``: zero iff every cluster's batch-mean mass is at least ``floor/K``."""
     if not 0 < floor <= 1:
         raise ValueError(f"the prior floor must be in (0, 1] (a fraction of the uniform cluster size), got {floor}")
-    return (math.log(floor / logits.shape[1]) - log_batch_mean(logits)).clamp(min=0).mean()
+    return (math.log(floor / logits.shape[1]) - log_batch_mean(logits, ranks)).clamp(min=0).mean()
 
 
-def size_prior_loss(logits: torch.Tensor, log_sizes: torch.Tensor) -> torch.Tensor:
+def size_prior_loss(logits: torch.Tensor, log_sizes: torch.Tensor, ranks: Distributed | None = None) -> torch.Tensor:
     """``KL(pi || pbar)`` for target sizes ``pi = exp(log_sizes)`` and the batch-mean assignment ``pbar``
     of ``logits [batch, K]``; with ``pi`` uniform it equals :func:`uniformity_loss`."""
     log_sizes = log_sizes.to(logits)
-    return (log_sizes.exp() * (log_sizes - log_batch_mean(logits))).sum()
+    return (log_sizes.exp() * (log_sizes - log_batch_mean(logits, ranks))).sum()
 
 
-def prior_loss(logits: torch.Tensor, floor: float = 0.0, log_sizes: torch.Tensor | None = None) -> torch.Tensor:
+def prior_loss(logits: torch.Tensor, floor: float = 0.0, log_sizes: torch.Tensor | None = None,
+               ranks: Distributed | None = None) -> torch.Tensor:
     """The prior on the batch-mean assignment: :func:`size_prior_loss` to ``log_sizes`` if given, else
-    :func:`floor_loss` if ``floor > 0``, else :func:`uniformity_loss`."""
+    :func:`floor_loss` if ``floor > 0``, else :func:`uniformity_loss` (over the global batch with ``ranks``)."""
     if log_sizes is not None:
-        return size_prior_loss(logits, log_sizes)
-    return floor_loss(logits, floor) if floor > 0 else uniformity_loss(logits)
+        return size_prior_loss(logits, log_sizes, ranks)
+    return floor_loss(logits, floor, ranks) if floor > 0 else uniformity_loss(logits, ranks)
 
 
 def _flag(name: str, help: str, experimental: bool = False, **extra) -> dict:
@@ -137,7 +145,7 @@ class GEDIObjective:
                  weights: GEDIWeights | None = None, sgld: SGLDConfig | None = None,
                  device: str | torch.device = "cpu", generator: torch.Generator | None = None,
                  negatives: int | None = None, sizes: ClusterSizes | None = None,
-                 estimator: EstimatorConfig | None = None) -> None:
+                 estimator: EstimatorConfig | None = None, ranks: Distributed | None = None) -> None:
         """``negatives``: SGLD samples per step (default: as many as images in the batch); ``sizes``:
         estimated cluster sizes for the prior (default: the uniformity prior); ``estimator``: how the generative
         term is trained (default: SGLD contrastive divergence, :mod:`.estimators`)."""
@@ -152,6 +160,8 @@ class GEDIObjective:
         if sizes is not None and self.weights.prior_floor > 0:
             raise ValueError("the prior is either a floor (prior_floor) or estimated sizes, not both")
         self.sampler = SGLDSampler(lambda x: energy(network(x)), image_shape, sgld, device, generator)
+        # several processes (torchrun): the prior sees the batch-mean assignment of the global batch
+        self.ranks = ranks if ranks is not None and ranks.active else None
 
     def __call__(self, view1: torch.Tensor, view2: torch.Tensor, data_logits: torch.Tensor | None = None,
                  view1_logits: torch.Tensor | None = None, weights: GEDIWeights | None = None,
@@ -186,9 +196,19 @@ class GEDIObjective:
         prior = zero
         if w.prior > 0:
             log_sizes = self.sizes.log_sizes if self.sizes is not None else None
-            prior = 0.5 * (prior_loss(cluster1, w.prior_floor, log_sizes)
-                           + prior_loss(cluster2, w.prior_floor, log_sizes))
+            prior = 0.5 * (prior_loss(cluster1, w.prior_floor, log_sizes, self.ranks)
+                           + prior_loss(cluster2, w.prior_floor, log_sizes, self.ranks))
         if self.sizes is not None:
             self.sizes.observe(cluster1)
-        total = w.gen * gen + w.invariance * invariance + w.prior * prior
+        total = w.gen * gen + w.invariance * invariance + w.prior * prior * self._global_scale(logits1.shape[0])
         return GEDITerms(total, gen, invariance, prior, energies)
+
+    def _global_scale(self, local: int) -> float:
+        """The weight of a term computed on the global batch, on this rank: the trainer weighs each rank's loss by
+        its share ``local / global`` of the batch, and this rank's copy of the term sends its gradient to this
+        rank's rows only (:meth:`~nesy_gedi.train.distributed.Distributed.gather`), so the prior is scaled by
+        ``global / local`` to count once (1 in one process)."""
+        if self.ranks is None:
+            return 1.0
+        total = float(self.ranks.gather(torch.tensor([float(local)], device=self.ranks.device)).sum())
+        return total / local

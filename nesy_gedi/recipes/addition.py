@@ -191,9 +191,10 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
     if torch.device(args.device).type == "cuda" and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per process
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     ranks = Distributed.from_environment(device)
-    if ranks.active and args.gedi_weight > 0:
-        raise DataError("--gedi-weight under torchrun is not supported yet (its prior needs the batch-mean over all "
-                        "ranks); run GEDI in one process")
+    for flag, on in (("--entropy-weight", args.entropy_weight > 0), ("--estimate-sizes", args.estimate_sizes is not None)):
+        if ranks.active and on:
+            raise DataError(f"{flag} under torchrun is not supported yet (it needs the batch-mean assignment over "
+                            "all processes); run it in one process")
     train_split, test_split = load_mnist("train", args.data_dir), load_mnist("test", args.data_dir)
     concepts = n_concepts(args.pairs)
     test_ood = None
@@ -243,13 +244,15 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
         if args.estimate_sizes is not None:
             sizes = ClusterSizes(concepts, args.estimate_sizes, SIZE_PERIOD, *SIZE_BOUNDS)
             extra["cluster_sizes"] = sizes
-        gedi = GEDIObjective(base, (1, 28, 28), weights, from_flags(SGLDConfig, args), device, draws,
-                             sizes=sizes, estimator=from_flags(EstimatorConfig, args))
+        # several processes: one replay buffer and SGLD chains of their own each (the views are drawn alike everywhere)
+        chains = device_generator(device, args.seed * 1000 + ranks.rank) if ranks.active else draws
+        gedi = GEDIObjective(base, (1, 28, 28), weights, from_flags(SGLDConfig, args), device, chains,
+                             sizes=sizes, estimator=from_flags(EstimatorConfig, args), ranks=ranks)
         schedule = WeightSchedule(weights, early_prior=args.early_prior_weight, early_until=args.nesy_after)
         extra["replay_buffer"] = gedi.sampler.buffer
     loss = AdditionLoss(model, train, net, base, device, draws, args.nesy_after, train_augment, gedi, schedule,
                         args.gedi_weight, args.gedi_views, args.aug_warmup, labelled, args.concept_weight,
-                        args.entropy_weight, capture=capture)
+                        args.entropy_weight, capture=capture, ranks=ranks)
 
     relabelled: dict[int, dict] = {}  # step -> what relabelling did there (at most once per step)
 

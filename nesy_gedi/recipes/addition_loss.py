@@ -20,6 +20,7 @@ from ..gedi import GEDIObjective
 from ..gedi.schedule import WeightSchedule
 from ..model import NeSyModel
 from ..train.losses import entropy_regulariser, nesy_nll
+from ..train.distributed import Distributed
 from ..train.warmup import linear_warmup
 from .addition_model import batch_forward, observed_sum_indices
 
@@ -43,6 +44,7 @@ class AdditionLoss:
     concept_weight: float = 1.0
     entropy_weight: float = 0.0
     capture: bool = False  # capturable updates (see capture_key); the generator then draws on the device
+    ranks: Distributed | None = None  # several processes: each image's views drawn as one process draws them
 
     def __post_init__(self) -> None:
         self.view_augment = DigitAugment()
@@ -80,7 +82,12 @@ class AdditionLoss:
         images = None
         if self.train_augment is not None:
             images = self.data.images(examples, self.device)
-            images = self.train_augment(images.view(-1, 1, 28, 28), self.generator).view_as(images)
+            per_example = images.shape[1] * images.shape[2]  # 2N digit images, example-major
+            rows = None
+            if self.ranks is not None and self.ranks.active:
+                start, stop = self.ranks.rows()
+                rows = (start * per_example, stop * per_example, self.ranks.batch * per_example)
+            images = self.train_augment(images.view(-1, 1, 28, 28), self.generator, rows=rows).view_as(images)
         answers = None if self.answers is None else self.answers[examples]
         log_prob, result, inputs = batch_forward(self.model, self.data, examples, self.device, images, answers)
         logits = result.logits["mnist_net"]
@@ -91,6 +98,10 @@ class AdditionLoss:
             clean = result.network_inputs("mnist_net", inputs)
             cluster_logits = logits if self.net is self.base else None  # a cluster head: GEDI forwards the clusters
             views = self._views(step)
+            if self.ranks is not None and self.ranks.active:  # call-major rows of this process's shard
+                rows = self.ranks.block_rows(len(clean) // len(examples))
+                warmed = views
+                views = lambda x, g: warmed(x, g, rows=rows)  # noqa: E731
             weights = self.schedule.at(step) if self.schedule is not None else None
             if self.gedi_views == "augmented":  # two augmented copies; the clean logits serve as data energy
                 gedi_terms = self.gedi(views(clean, self.generator), views(clean, self.generator), cluster_logits,

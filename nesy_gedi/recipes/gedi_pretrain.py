@@ -43,6 +43,7 @@ from ..train.checkpoint import atomic_write_json, load_network, save_network
 from ..train.evaluate import evaluate_clusters
 from ..draws import device_generator
 from ..train.capture import capture_available
+from ..train.distributed import Distributed
 from ..train.loop import LoopConfig, Trainer
 from ..train.warmup import linear_warmup
 from .common import begin_run, run_prepared, seed_everything
@@ -127,9 +128,9 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
     out = Path(args.out)
     seed_everything(args.seed)
     device = torch.device(args.device)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise DataError("nesy-gedi pretrain under torchrun is not supported yet (its prior needs the batch-mean over "
-                        "all ranks); run it in one process (--seeds trains several seeds side by side)")
+    if torch.device(args.device).type == "cuda" and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per process
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    ranks = Distributed.from_environment(device)
     train, test = load_mnist("train", args.data_dir, dataset=args.dataset), load_mnist("test", args.data_dir,
                                                                                         dataset=args.dataset)
     n_train = min(args.train_size or len(train), len(train))
@@ -147,9 +148,12 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
     schedule = WeightSchedule(weights, gen_after=args.gen_after, gen_warmup=args.gen_warmup)
     generator = torch.Generator().manual_seed(args.seed)
     draws = device_generator(device, args.seed, generator)  # the updates' random draws (on the GPU there)
+    # several processes: one replay buffer and SGLD chains of their own each (the views are drawn alike everywhere)
+    chains = device_generator(device, args.seed * 1000 + ranks.rank) if ranks.active else draws
     capture = capture_available(device) and not getattr(args, "no_compile", False)
     estimator = from_flags(EstimatorConfig, args)
-    gedi = GEDIObjective(net, (1, 28, 28), weights, sgld, device, draws, args.sgld_batch, estimator=estimator)
+    negatives = max(1, args.sgld_batch // ranks.world_size)
+    gedi = GEDIObjective(net, (1, 28, 28), weights, sgld, device, chains, negatives, estimator=estimator, ranks=ranks)
     augment = DigitAugment()
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
     steps_per_epoch = n_train // args.batch_size
@@ -160,14 +164,15 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
                       progress=not args.no_progress, description=f"gedi {args.dataset}", capture=capture)
     saturation = SaturationMonitor(gen_floor(weights.energy_l2, weights.sample_l2))
     step = PretrainStep(net, train, gedi, schedule, augment, args.aug_warmup, draws, device, saturation,
-                        capture=capture)
+                        capture=capture, ranks=ranks, batch_size=args.batch_size)
     scheduler = None
     if args.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.steps, eta_min=args.lr / 100)
     trainer = Trainer(loop, n_train, step, {"net": net}, optimizer, generator, scheduler,
                       {"replay_buffer": gedi.sampler.buffer, "saturation": saturation},
                       run_info={"kind": KIND, "arch": args.arch, "args": dict(vars(args))},
-                      after_step=lambda state, values: step.observe(values, trainer), device=device)
+                      after_step=lambda state, values: step.observe(values, trainer), device=device,
+                      distributed=ranks)
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint)
 
@@ -181,10 +186,14 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
             "estimator": asdict(estimator),
             "steps": state.step,
             "train_seconds": state.seconds,
+            "world_size": ranks.world_size,
+            "rank_batch_size": -(-args.batch_size // ranks.world_size),
             **clusters,
             "gen_saturation": saturation.summary(),
             "history": state.history,
         }
+        if not ranks.is_main:  # rank 0 writes (its saturation window: the other ranks' samples are their own)
+            return results
         if (warning := saturation.warning()) is not None:
             print(warning, file=sys.stderr)
         save_network(out / "mnist_net.pt", net, args.arch, KIND, cluster_to_label=clusters["cluster_to_label"])
@@ -208,13 +217,15 @@ class PretrainStep:
 
     def __init__(self, net: torch.nn.Module, train, gedi: GEDIObjective, schedule: WeightSchedule,
                  augment: DigitAugment, aug_warmup: int, generator: torch.Generator, device: torch.device,
-                 saturation: SaturationMonitor, capture: bool = False) -> None:
+                 saturation: SaturationMonitor, capture: bool = False, ranks: Distributed | None = None,
+                 batch_size: int | None = None) -> None:
         self.net, self.train, self.gedi, self.schedule = net, train, gedi, schedule
         self.augment, self.aug_warmup, self.device, self.saturation = augment, aug_warmup, device, saturation
         self.generators = [generator]
         self.capture = capture
         self.strength = torch.ones((), device=device) if capture else None
         self.step = 0
+        self.ranks, self.batch_size = ranks or Distributed(), batch_size
 
     def capture_key(self, step: int):
         return astuple(self.schedule.at(step)) if self.capture else None
@@ -231,6 +242,12 @@ class PretrainStep:
         if self.strength is not None:
             def views(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
                 return self.augment(x, g, strength=self.strength)
+        elif self.ranks.active:  # this process's rows of the global batch get the views one process would draw
+            start, stop = self.ranks.rows(self.batch_size)
+            warmed = self.augment.warmed_up(self.step, self.aug_warmup)
+
+            def views(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+                return warmed(x, g, rows=(start, stop, self.batch_size))
         else:
             views = self.augment.warmed_up(self.step, self.aug_warmup)
         data_logits = self.net(images) if now.gen > 0 else None  # only the data energy needs it

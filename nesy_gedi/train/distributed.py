@@ -18,11 +18,12 @@ import torch
 import torch.distributed as dist
 
 
-@dataclass(frozen=True)
+@dataclass
 class Distributed:
     rank: int = 0
     world_size: int = 1
     device: torch.device = torch.device("cpu")  # where collectives' tensors live (NCCL: the rank's GPU)
+    batch: int = 0  # the size of the global batch of the current update (set by the trainer)
 
     @property
     def active(self) -> bool:
@@ -48,6 +49,29 @@ class Distributed:
             return batch
         bounds = [len(batch) * r // self.world_size for r in range(self.world_size + 1)]
         return batch[bounds[self.rank]: bounds[self.rank + 1]]
+
+    def rows(self, total: int | None = None) -> tuple[int, int]:
+        """The rows ``[start, stop)`` of a global batch of ``total`` (default: the current one) that :meth:`shard`
+        gives this rank."""
+        total = self.batch if total is None else total
+        return total * self.rank // self.world_size, total * (self.rank + 1) // self.world_size
+
+    def block_rows(self, blocks: int, total: int | None = None) -> tuple[torch.Tensor, int]:
+        """This rank's rows of ``blocks`` stacked copies of a global batch (e.g. the inputs of several network calls,
+        call-major), as ``(indices, blocks * total)``."""
+        total = self.batch if total is None else total
+        start, stop = self.rows(total)
+        index = torch.cat([torch.arange(b * total + start, b * total + stop) for b in range(blocks)])
+        return index, blocks * total
+
+    def gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``[world_size, *shape]``: every rank's ``tensor`` (of one shape on all ranks), differentiable in this
+        rank's part only.  A term computed from it is the same on every rank, so each rank's copy sends the gradient
+        of the whole term to its own part; weighting that term by ``1 / share`` (``global / local``) in the rank's
+        loss makes the trainer's share-weighted sum of gradients count it once."""
+        if not self.active:
+            return tensor.unsqueeze(0)
+        return _Gather.apply(tensor, self.rank, self.world_size)
 
     def average(self, values: dict[str, float], share: float) -> dict[str, float]:
         """Loss terms of the shards, weighted by each shard's ``share`` of the global batch and summed."""
@@ -92,3 +116,18 @@ class Distributed:
     def barrier(self) -> None:
         if self.active:
             dist.barrier()
+
+
+class _Gather(torch.autograd.Function):
+    """All-gather whose backward keeps the gradient of this rank's part (no collective in the backward pass)."""
+
+    @staticmethod
+    def forward(ctx, tensor, rank, world_size):  # type: ignore[override]
+        ctx.rank = rank
+        parts = [torch.empty_like(tensor) for _ in range(world_size)]
+        dist.all_gather(parts, tensor.contiguous())
+        return torch.stack(parts)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        return grad[ctx.rank], None, None

@@ -403,11 +403,13 @@ class Trainer:
             self.step_fn.prepare(self.state.step)
         local = self.dist.shard(batch)
         share = len(local) / len(batch)
+        self.dist.batch = len(batch)
         terms = self.step_fn(local)
         values = self._check_finite(terms, share)
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
-        self.dist.reduce_gradients([p for g in self.optimizer.param_groups for p in g["params"]], share)
+        if self.dist.active:
+            self.dist.reduce_gradients([p for g in self.optimizer.param_groups for p in g.get("params", ())], share)
         self.optimizer.step()
         return values
 
