@@ -1,8 +1,8 @@
 """Trains in float64 through the Trainer, alone or as one rank of ``torchrun``: ``addition`` (NeSy MNIST addition,
 N=1), ``addition_gedi`` (the same with GEDI's invariance and prior terms on augmented digits) or ``gedi`` (GEDI's
-invariance and prior terms; the prior on the global batch, augmented views drawn as one process draws them); rank 0 writes the final weights to OUT.  Used by test_distributed.py: float64 keeps the
-summation order of the gradients (one process or two shards) from growing over the updates, so both runs can be
-compared closely.
+invariance and prior terms; the prior on the global batch, augmented views drawn as one process draws them); rank 0
+writes the final weights to OUT.  Used by test_distributed.py: float64 keeps the summation order of the gradients
+(one process or two shards) from growing over the updates, so both runs can be compared closely.
 
     python tests/ddp_worker.py addition|gedi OUT STEPS BATCH"""
 

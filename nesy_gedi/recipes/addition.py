@@ -191,7 +191,8 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
     if torch.device(args.device).type == "cuda" and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per process
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     ranks = Distributed.from_environment(device)
-    for flag, on in (("--entropy-weight", args.entropy_weight > 0), ("--estimate-sizes", args.estimate_sizes is not None)):
+    batch_means = (("--entropy-weight", args.entropy_weight > 0), ("--estimate-sizes", args.estimate_sizes is not None))
+    for flag, on in batch_means:
         if ranks.active and on:
             raise DataError(f"{flag} under torchrun is not supported yet (it needs the batch-mean assignment over "
                             "all processes); run it in one process")
