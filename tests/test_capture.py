@@ -9,6 +9,7 @@ import torch
 
 from nesy_gedi import draws
 from nesy_gedi.augment import DigitAugment
+from nesy_gedi.errors import DataError
 from nesy_gedi.gedi import SaturationMonitor
 from nesy_gedi.recipes import gedi_pretrain
 from nesy_gedi.train.capture import StepGraphs, TensorHyperparameters
@@ -153,3 +154,5 @@ def test_seeds_train_each_seed_as_its_own_run(tmp_path):
     assert math.isfinite(summary["std"]["nmi"])
     assert json.loads((tmp_path / "both" / "seeds.json").read_text()) == summary
     assert (tmp_path / "both" / "seed0" / "results.json").exists()
+    with pytest.raises(DataError, match="--seeds names seed 1 more than once"):
+        gedi_pretrain.main([*common, "--seeds", "1", "0", "1", "--out", str(tmp_path / "twice")])

@@ -67,6 +67,9 @@ def run_seeds(args: argparse.Namespace, prepare: Callable[[argparse.Namespace], 
     On a GPU the runs train side by side (:func:`fit_together`, each on its own CUDA stream, its random draws from
     its own device generator); on the CPU one after the other, so that each equals the run of its ``--seed``."""
     out = Path(args.out)
+    repeated = sorted({s for s in args.seeds if list(args.seeds).count(s) > 1})
+    if repeated:
+        raise DataError(f"--seeds names seed {', '.join(map(str, repeated))} more than once")
 
     def one(seed: int) -> argparse.Namespace:
         return argparse.Namespace(**{**vars(args), "seed": seed, "seeds": None, "out": str(out / f"seed{seed}")})
