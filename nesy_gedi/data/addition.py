@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .mnist import MnistSplit
+from .mnist import MnistSplit, settle
 from .shortcuts import accepted
 
 
@@ -80,17 +80,14 @@ class AdditionDataset:
         tensor = getattr(self, name)
         if device.type == "cpu":
             return tensor
-        cache = self.__dict__.setdefault("_on_device", {})
-        if (name, device) not in cache:
-            cache[(name, device)] = tensor.to(device)
-            if device.type == "cuda":  # runs on other CUDA streams may read it next
-                torch.cuda.synchronize(device)
-        return cache[(name, device)]
+        if (name, device) not in self._on_device:
+            self._on_device[(name, device)] = tensor.to(device)
+            settle(device)
+        return self._on_device[(name, device)]
 
     def images(self, examples: torch.Tensor, device: str | torch.device = "cpu") -> torch.Tensor:
         """Normalised images ``[len(examples), 2, N, 1, 28, 28]`` (``examples`` on ``device``: no host copy)."""
-        indices = self.indices if examples.device.type == "cpu" else self.on("indices", examples.device)
-        flat = indices[examples].reshape(-1)
+        flat = self.on("indices", examples.device)[examples].reshape(-1)
         images = self.split.normalized(flat, device)
         return images.view(len(examples), 2, self.n_digits, 1, 28, 28)
 

@@ -45,14 +45,14 @@ class MnistSplit:
             return normalize(images.to(device))
         if device not in self._on_device:
             self._on_device[device] = self.images.to(device)
-            _settle(device)
+            settle(device)
         images = self._on_device[device]
         if isinstance(index, torch.Tensor):
             index = index.to(device)
         return normalize(images if index is None else images[index])
 
 
-def _settle(device: torch.device) -> None:
+def settle(device: torch.device) -> None:
     """Wait for a copy to ``device`` to land (runs on other CUDA streams may read it next)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -188,9 +187,8 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
                         f"{args.sgld_buffer_size}; use a smaller --batch-size or a larger --sgld-buffer-size")
     seed_everything(args.seed)
     device = torch.device(args.device)
-    if torch.device(args.device).type == "cuda" and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per process
-        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     ranks = Distributed.from_environment(device)
+    device = ranks.device  # under torchrun on GPUs: this process's GPU
     batch_means = (("--entropy-weight", args.entropy_weight > 0), ("--estimate-sizes", args.estimate_sizes is not None))
     for flag, on in batch_means:
         if ranks.active and on:
@@ -245,9 +243,9 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
         if args.estimate_sizes is not None:
             sizes = ClusterSizes(concepts, args.estimate_sizes, SIZE_PERIOD, *SIZE_BOUNDS)
             extra["cluster_sizes"] = sizes
-        # several processes: one replay buffer and SGLD chains of their own each (the views are drawn alike everywhere)
-        chains = device_generator(device, args.seed * 1000 + ranks.rank) if ranks.active else draws
-        gedi = GEDIObjective(base, (1, 28, 28), weights, from_flags(SGLDConfig, args), device, chains,
+        # several processes: a replay buffer and chains of their own each (the views are drawn alike everywhere)
+        gedi = GEDIObjective(base, (1, 28, 28), weights, from_flags(SGLDConfig, args), device,
+                             ranks.own_generator(args.seed, draws),
                              sizes=sizes, estimator=from_flags(EstimatorConfig, args), ranks=ranks)
         schedule = WeightSchedule(weights, early_prior=args.early_prior_weight, early_until=args.nesy_after)
         extra["replay_buffer"] = gedi.sampler.buffer

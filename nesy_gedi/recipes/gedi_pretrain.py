@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from dataclasses import asdict, astuple
 from pathlib import Path
@@ -128,9 +127,8 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
     out = Path(args.out)
     seed_everything(args.seed)
     device = torch.device(args.device)
-    if torch.device(args.device).type == "cuda" and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per process
-        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     ranks = Distributed.from_environment(device)
+    device = ranks.device  # under torchrun on GPUs: this process's GPU
     train, test = load_mnist("train", args.data_dir, dataset=args.dataset), load_mnist("test", args.data_dir,
                                                                                         dataset=args.dataset)
     n_train = min(args.train_size or len(train), len(train))
@@ -148,8 +146,8 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
     schedule = WeightSchedule(weights, gen_after=args.gen_after, gen_warmup=args.gen_warmup)
     generator = torch.Generator().manual_seed(args.seed)
     draws = device_generator(device, args.seed, generator)  # the updates' random draws (on the GPU there)
-    # several processes: one replay buffer and SGLD chains of their own each (the views are drawn alike everywhere)
-    chains = device_generator(device, args.seed * 1000 + ranks.rank) if ranks.active else draws
+    # several processes: a replay buffer and chains of their own each (the views are drawn alike everywhere)
+    chains = ranks.own_generator(args.seed, draws)
     capture = capture_available(device) and not getattr(args, "no_compile", False)
     estimator = from_flags(EstimatorConfig, args)
     negatives = max(1, args.sgld_batch // ranks.world_size)

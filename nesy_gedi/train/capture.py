@@ -164,17 +164,25 @@ class TensorHyperparameters:
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, device: torch.device, vary_beta1: bool = False) -> None:
-        self.optimizer = optimizer
+        self.optimizer, self.device = optimizer, device
         self.lr = [torch.tensor(float(g["lr"]), dtype=torch.float32, device=device) for g in optimizer.param_groups]
         self.beta1 = [torch.tensor(float(g["betas"][0]), dtype=torch.float32, device=device)
                       if vary_beta1 and "betas" in g else None for g in optimizer.param_groups]
-        for group, beta1 in zip(optimizer.param_groups, self.beta1):
+        self.attach()
+        self.fixed = [_fixed(g) for g in optimizer.param_groups]
+
+    def attach(self) -> None:
+        """Make the optimizer capturable: its groups' flags, its step counts on the device, the hyperparameters in
+        the tensors (again after ``load_state_dict``, which restores plain numbers and flags)."""
+        for group, beta1 in zip(self.optimizer.param_groups, self.beta1):
             if "capturable" in group:
                 group["capturable"] = True
             if beta1 is not None and "foreach" in group:
                 group["foreach"] = False
+        for values in self.optimizer.state.values():
+            if isinstance(values.get("step"), torch.Tensor):
+                values["step"] = values["step"].to(self.device, torch.float32)
         self._to_tensors()
-        self.fixed = [_fixed(g) for g in optimizer.param_groups]
 
     def _to_tensors(self) -> None:
         for group, lr, beta1 in zip(self.optimizer.param_groups, self.lr, self.beta1):

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ..draws import device_generator
+
 
 @dataclass
 class Distributed:
     rank: int = 0
     world_size: int = 1
-    device: torch.device = torch.device("cpu")  # where collectives' tensors live (NCCL: the rank's GPU)
+    device: torch.device = torch.device("cpu")  # this process's training device (NCCL's collectives live there)
     batch: int = 0  # the size of the global batch of the current update (set by the trainer)
 
     @property
@@ -35,20 +37,26 @@ class Distributed:
 
     @classmethod
     def from_environment(cls, device: torch.device) -> "Distributed":
-        """The process group ``torchrun`` describes in ``WORLD_SIZE``/``RANK`` (started once; one process without)."""
+        """The process group ``torchrun`` describes in ``WORLD_SIZE``/``RANK`` (started once; one process without),
+        with this process's device: on GPUs, the one ``LOCAL_RANK`` names."""
         world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if device.type == "cuda" and "LOCAL_RANK" in os.environ:  # one GPU per process
+            device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         if world_size <= 1:
-            return cls()
+            return cls(device=device)
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        return cls(dist.get_rank(), dist.get_world_size(), device if device.type == "cuda" else torch.device("cpu"))
+        return cls(dist.get_rank(), dist.get_world_size(), device)
+
+    def own_generator(self, seed: int, shared: torch.Generator) -> torch.Generator:
+        """The generator of draws that are this process's own (a replay buffer and its chains): ``shared`` in one
+        process, one seeded by ``seed`` and the rank under ``torchrun``."""
+        return device_generator(self.device, seed * 1000 + self.rank) if self.active else shared
 
     def shard(self, batch: torch.Tensor) -> torch.Tensor:
         """This rank's contiguous part of a global batch (sizes differ by at most one)."""
-        if not self.active:
-            return batch
-        bounds = [len(batch) * r // self.world_size for r in range(self.world_size + 1)]
-        return batch[bounds[self.rank]: bounds[self.rank + 1]]
+        start, stop = self.rows(len(batch))
+        return batch[start:stop]
 
     def rows(self, total: int | None = None) -> tuple[int, int]:
         """The rows ``[start, stop)`` of a global batch of ``total`` (default: the current one) that :meth:`shard`
@@ -116,6 +124,17 @@ class Distributed:
     def barrier(self) -> None:
         if self.active:
             dist.barrier()
+
+    def part(self) -> None:
+        """Before a stopped run's processes exit: wait until every rank got here (rank 0 after its checkpoint), so
+        that no process leaves while another is still inside the collective that decided to stop.  Once a rank is
+        here, a peer that has already left (and closed its connection) is no error."""
+        if not self.active:
+            return
+        try:
+            dist.barrier()
+        except RuntimeError:
+            pass
 
 
 class _Gather(torch.autograd.Function):

@@ -225,13 +225,8 @@ class Trainer:
                 raise NesyError(f"checkpoint has no network {name!r}")
             module.load_state_dict(state["modules"][name])
         self.optimizer.load_state_dict(state["optimizer"])
-        if self.hyper is not None:  # a captured optimizer step reads its step counts and hyperparameters on the device
-            for values in self.optimizer.state.values():
-                if isinstance(values.get("step"), torch.Tensor):
-                    values["step"] = values["step"].to(self.device, torch.float32)
-            for group in self.optimizer.param_groups:
-                group["capturable"] = True
-            self.hyper.refresh()
+        if self.hyper is not None:  # the checkpoint holds plain numbers: back into what a captured step reads
+            self.hyper.attach()
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         for name, obj in self.extra_state.items():
@@ -350,6 +345,8 @@ class Trainer:
         self._since_checkpoint += 1
         end_of_epoch = s.position >= self.steps_per_epoch
         checkpoint_due = (c.checkpoint_every and self._since_checkpoint >= c.checkpoint_every) or end_of_epoch
+        # decided once per update, by every rank alike: a signal that lands later is handled at the next update
+        stop = self.dist.any(self._stop_signal is not None)
         s.seconds = seconds_before + time.perf_counter() - started
         if values is not None:  # eager: every update is logged
             for k, v in values.items():
@@ -360,7 +357,7 @@ class Trainer:
                 record.update(world_size=self.dist.world_size, rank_batch=len(self.dist.shard(batch)))
             metrics.write(json.dumps(record) + "\n")
             metrics.flush()
-        elif (s.step % c.log_every == 0 or s.step == 1 or checkpoint_due or self._stop_signal is not None
+        elif (s.step % c.log_every == 0 or s.step == 1 or checkpoint_due or stop
               or self._finished(started, seconds_before)):
             values = self._read_interval(metrics)
         bar.update(1)
@@ -385,11 +382,10 @@ class Trainer:
             self.snapshot()
         if self.after_step is not None and values is not None:  # captured: at each read, with its means
             self.after_step(s, values)
-        if self.dist.any(self._stop_signal is not None) and self._stop_signal is None:
-            self._stop_signal = signal.SIGTERM  # another rank was stopped: stop here too, at the same update
-        if self._stop_signal is not None:
+        if stop:  # this rank's signal, or another rank's (then it stops here too, at the same update)
             path = self.save() if self._since_checkpoint else self.checkpoint_path
-            name = signal.Signals(self._stop_signal).name
+            self.dist.part()
+            name = signal.Signals(self._stop_signal or signal.SIGTERM).name
             if not self.dist.is_main:
                 raise Interrupted(f"{name} at step {s.step} (rank {self.dist.rank}; rank 0 saved the checkpoint)")
             if path is None:
@@ -421,9 +417,7 @@ class Trainer:
         self.last_counts = counts
         first = self._interval[1] + 1
         if bad:
-            path = self.checkpoint_path
-            last = (f"the last good checkpoint is {path}" if path is not None and path.exists()
-                    else "no checkpoint was written yet")
+            last = self._last_checkpoint()
             raise NonFiniteLoss(f"updates {first}-{s.step}: loss term {', '.join(repr(k) for k in bad)} was not "
                                 f"finite ({last}); try a smaller --lr, or --no-compile to stop at the first bad update")
         for k, v in means.items():
@@ -444,6 +438,12 @@ class Trainer:
         return {"epoch": s.epoch + 1, "steps": s.step, "seconds": s.seconds, **({"partial": True} if partial else {}),
                 **{k: v / s.position for k, v in s.epoch_sums.items()}}
 
+    def _last_checkpoint(self) -> str:
+        """Where a stopped run's last good state is, for its error message."""
+        path = self.checkpoint_path
+        return (f"the last good checkpoint is {path}" if path is not None and path.exists()
+                else "no checkpoint was written yet")
+
     def _check_finite(self, terms: Mapping[str, torch.Tensor | float], share: float = 1.0) -> dict[str, float]:
         """The loss terms as numbers (distributed: averaged over the ranks' shards), or an error if one is not
         finite."""
@@ -453,9 +453,7 @@ class Trainer:
         values = self.dist.average(values, share)
         bad = [k for k, v in values.items() if not math.isfinite(v)]
         if bad:
-            path = self.checkpoint_path
-            last = (f"the last good checkpoint is {path}" if path is not None and path.exists()
-                    else "no checkpoint was written yet")
+            last = self._last_checkpoint()
             raise NonFiniteLoss(f"step {self.state.step + 1}: loss term {', '.join(repr(k) for k in bad)} is "
                                 f"{values[bad[0]]}; stopped before the update ({last}); "
                                 f"try a smaller --lr")
