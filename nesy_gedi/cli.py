@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 
-from .commands import add_common_arguments, run_command
+from .commands import add_common_arguments, positive_int, run_command
 from .errors import NoProofError
 from .model import NeSyModel
 from .program import Program
@@ -27,11 +27,13 @@ def show(argv: list[str] | None = None) -> None:
     parser.add_argument("program", help="a .pl file without neural predicates, with query/1 facts")
     parser.add_argument("--format", choices=("problog", "json"), default="problog")
     parser.add_argument("--stats", action="store_true", help="print circuit sizes and compile times")
+    parser.add_argument("--compile-workers", type=positive_int, default=1, metavar="K",
+                        help="ground and compile the distinct queries in K processes (default 1: in this one)")
     add_common_arguments(parser, device=False, data=False)
     args = parser.parse_args(argv)
     program = Program.from_file(args.program)
     model = NeSyModel(program, {})
-    answers = {str(term): p for term, p in model.program_probabilities()}
+    answers = {str(term): p for term, p in model.program_probabilities(args.compile_workers)}
     stats: dict[str, dict] = {}
     for query in model.grounder.queries if args.stats else ():
         try:

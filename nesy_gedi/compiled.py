@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -38,6 +39,15 @@ class CompiledQuery:
     def answer_index(self) -> dict[tuple, int]:
         """Root index of each answer (its output values)."""
         return {answer: i for i, answer in enumerate(self.answers)}
+
+    def digest(self) -> str:
+        """A fingerprint of the circuit, its leaf rows and answers: equal on every process that compiled the same
+        template of the same program (compilation is deterministic), whatever its timing."""
+        t = self.table
+        structure = (self.template.key, self.answers, self.conditional, self.circuit.n_leaves, self.circuit._groups,
+                     self.circuit.roots, [str(c) for c in t.calls], [c.is_fact for c in t.calls], t._consts,
+                     t._neural, t._sums, t._order)
+        return hashlib.sha256(repr(structure).encode()).hexdigest()
 
     @classmethod
     def build(

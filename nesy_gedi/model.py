@@ -13,7 +13,7 @@ from problog.logic import Term, Var
 from torch import nn
 
 from .compiled import CompiledQuery
-from .errors import InputError, NoProofError, UnknownNetworkError
+from .errors import InputError, NesyError, NoProofError, UnknownNetworkError
 from .grounding import Grounder
 from .program import Program
 from .template import QueryTemplate
@@ -127,6 +127,32 @@ class NeSyModel(nn.Module):
             )
         return self._compiled[template.key]
 
+    def compile_templates(self, templates: Sequence[QueryTemplate], workers: int = 1,
+                          time_limit: float | None = None) -> dict[str, CompiledQuery | NesyError]:
+        """Compile (or fetch) each distinct template, in ``workers`` processes when more than one is new.
+
+        Returns per template key its circuit, or the :class:`NesyError` compiling it raised (e.g.
+        :class:`NoProofError`), so that one query without proof does not stop the others.
+        """
+        distinct = list({t.key: t for t in templates}.values())
+        out: dict[str, CompiledQuery | NesyError] = {}
+        new = [t for t in distinct if t.key not in self._compiled]
+        if workers > 1 and len(new) > 1:
+            from .compile_pool import compile_in_pool
+
+            for template, built in zip(new, compile_in_pool(self.program, self.domain_sizes, new, workers,
+                                                             time_limit)):
+                if isinstance(built, CompiledQuery):
+                    self._compiled[template.key] = built
+                out[template.key] = built
+        for template in distinct:
+            if template.key not in out:
+                try:
+                    out[template.key] = self._compile(template, time_limit)
+                except NesyError as exc:
+                    out[template.key] = exc
+        return out
+
     @property
     def compiled(self) -> dict[str, CompiledQuery]:
         return dict(self._compiled)
@@ -207,12 +233,16 @@ class NeSyModel(nn.Module):
         """
         return {values: p for values, _, p in self._answers_without_inputs(query)}
 
-    def program_probabilities(self) -> list[tuple[Term, float]]:
+    def program_probabilities(self, workers: int = 1) -> list[tuple[Term, float]]:
         """Every query of the program (``query/1`` facts and rules) with its answers, as ProbLog reports them.
 
         A query with variables and no answer is reported once, as written, with probability 0.  Anonymous
-        variables (``query(p(_))``) are answered like named ones: once per grounding.
+        variables (``query(p(_))``) are answered like named ones: once per grounding.  ``workers`` > 1 grounds
+        and compiles the distinct queries in that many processes first.
         """
+        queries = [str(_name_anonymous(query)) for query in self.grounder.queries]
+        if workers > 1:
+            self.compile_templates([self._template(q, ()) for q in queries], workers)
         found: list[tuple[Term, float]] = []
         for query in self.grounder.queries:
             answers = self.answer_probabilities(str(_name_anonymous(query)))

@@ -106,7 +106,8 @@ def test_chain_length_sweep_scores_each_run_and_length_on_the_same_noise(tmp_pat
     sweep = importlib.import_module("experiments.gedi.chain_length")
     rows = sweep.main(["--runs", str(tmp_path / "runs"), "--chain-steps", "1,3", "--samples", "30",
                        "--judge-steps", "3", "--device", "cpu", "--out", str(tmp_path / "out")])
-    assert [(r["config"], r["seed"], r["chain_steps"]) for r in rows] == [("gen_sr", "seed0", 1), ("gen_sr", "seed0", 3)]
+    assert [(r["config"], r["seed"], r["chain_steps"]) for r in rows] == [
+        ("gen_sr", "seed0", 1), ("gen_sr", "seed0", 3)]
     assert all(0 <= r["confident_fraction"] <= 1 and r["frechet"] > 0 for r in rows)
     # energies: MNIST test's under the run's network, and the samples' (SGLD lowers it along the chain)
     from nesy_gedi.data import load_mnist
@@ -232,3 +233,16 @@ def test_compiled_network_gives_the_eager_loss_and_gradients():
     (eager_loss, eager_grads), (compiled_loss, compiled_grads) = results
     assert torch.allclose(compiled_loss, eager_loss, rtol=1e-6)
     assert torch.allclose(compiled_grads, eager_grads, rtol=1e-4, atol=1e-6)
+
+
+def test_scaling_benchmark_compiles_with_workers_into_the_same_circuits(tmp_path):
+    scaling = importlib.import_module("benchmarks.scaling")
+    out = tmp_path / "scaling.json"
+    out.write_text('{"rows": [{"processes": 1}]}')
+    rows = scaling.main(["--procs", "1", "2", "--compile-digits", "2", "3", "--out", str(out)])
+    assert [r["workers"] for r in rows] == [1, 2] and all(r["same_circuits_as_first"] for r in rows)
+    import json
+
+    written = json.loads(out.read_text())
+    assert written["rows"] == [{"processes": 1}]  # the training rows are kept
+    assert written["compile_pool"]["templates"] == ["N=2", "N=3"]

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -57,6 +58,29 @@ def test_mnist_add_under_torchrun_logs_like_one_process(tmp_path):
     assert results["world_size"] == 2 and results["rank_batch_size"] == 16 and results["steps"] == 12
 
 
+def test_two_nodes_meet_by_rendezvous_and_train_like_one_process(tmp_path):
+    """Two torchrun agents (``--nnodes=2``, one process each, c10d rendezvous on localhost) stand in for two
+    machines."""
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        port = probe.getsockname()[1]
+    agents = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1", f"--node-rank={node}",
+         "--rdzv-backend=c10d", f"--rdzv-endpoint=localhost:{port}", "--rdzv-id=nodes",
+         *_train(tmp_path / f"node{node}", ["--max-steps", "10"], False)[1:]],
+        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for node in (0, 1)]
+    for agent in agents:
+        assert agent.wait(timeout=300) == 0, agent.stderr.read()[-2000:]
+    one = _run(_train(tmp_path / "one", ["--max-steps", "10"], False))
+    assert one.returncode == 0, one.stderr[-2000:]
+    assert not (tmp_path / "node1").exists()  # the second machine's rank writes nothing
+    lines = [json.loads(line) for line in (tmp_path / "node0" / "metrics.jsonl").read_text().splitlines()]
+    single = [json.loads(line) for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    assert len(lines) == 10 and {(line["world_size"], line["rank_batch"]) for line in lines} == {(2, 16)}
+    for a, b in zip(single[:8], lines[:8]):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -98,3 +122,21 @@ def test_batch_mean_regularisers_under_torchrun_are_refused_in_one_line(tmp_path
     refused = _run(_train(tmp_path / "entropy", ["--max-steps", "2", "--entropy-weight", "1"], True))
     assert refused.returncode != 0
     assert "error: --entropy-weight under torchrun is not supported yet" in refused.stderr
+
+
+def test_ranks_whose_circuits_differ_stop_with_one_line(tmp_path):
+    """Every rank compiles its own circuits; training starts only if they agree (here they are made to differ)."""
+    script = tmp_path / "differ.py"
+    script.write_text(
+        "import torch\n"
+        "from nesy_gedi.train.distributed import Distributed\n"
+        "ranks = Distributed.from_environment(torch.device('cpu'))\n"
+        "ranks.same('the circuit', 'same')\n"
+        "try:\n"
+        "    ranks.same('the circuit', f'digest of rank {ranks.rank}')\n"
+        "except ValueError as exc:\n"
+        "    print(exc)\n"
+    )
+    run = _run(TORCHRUN + [str(script)])
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.count("the circuit differs between processes (rank 0 and rank(s) 1)") == 2, run.stdout

@@ -167,22 +167,19 @@ class Model:
         refuse("Model.evaluate_nn (DeepProbLog's per-call network evaluation)",
                "call the network's module on tensors, or Model.solve for query probabilities")
 
-    def ground_dataset(self, dataset) -> dict:
+    def ground_dataset(self, dataset, workers: int = 1) -> dict:
         """Ground and compile the circuit of every query template of ``dataset`` ahead of training (each template
-        once); the seconds it took, as DeepProbLog reports them."""
+        once, in ``workers`` processes when more than one); the seconds it took, as DeepProbLog reports them."""
         start = time.perf_counter()
-        ground_times, compile_times, seen = [], [], set()
-        for query in dataset.to_queries():
-            prepared = self._prepare(query.substitute().query)
-            if prepared.template.key in seen:
+        templates = [self._prepare(query.substitute().query).template for query in dataset.to_queries()]
+        ground_times, compile_times = [], []
+        for built in self.nesy.compile_templates(templates, workers).values():
+            if isinstance(built, NoProofError):
                 continue
-            seen.add(prepared.template.key)
-            try:
-                stats = self.nesy.compile_template(prepared.template).stats
-            except NoProofError:
-                continue
-            ground_times.append(stats["ground_s"])
-            compile_times.append(stats["sdd_s"])
+            if isinstance(built, Exception):
+                raise built
+            ground_times.append(built.stats["ground_s"])
+            compile_times.append(built.stats["sdd_s"])
         return {"total_time": time.perf_counter() - start, "ground_times": ground_times,
                 "compile_times": compile_times}
 

@@ -43,7 +43,7 @@ from ..train.capture import capture_available
 from ..train.distributed import Distributed
 from ..train.loop import LoopConfig, Trainer
 from .addition_loss import AdditionLoss
-from .addition_model import build_model
+from .addition_model import addition_signature, build_model
 from .addition_relabel import RELABEL_EXAMPLES, relabel_by_training_sums
 from .common import begin_run, run_prepared, seed_everything
 from .flags import add_aug_warmup, add_dataclass_flags, flag_groups, from_flags
@@ -220,6 +220,8 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
     if args.pretrained and checkpoint is None:
         load_pretrained(net, args.pretrained, args.arch, args.keep_head)
     model = build_model(args.n_digits, net, n_concepts=concepts)
+    if ranks.active:  # each rank compiled its own circuit: the same one, or a clear stop
+        ranks.same(f"the N={args.n_digits} addition circuit", model.compile(*addition_signature(args.n_digits)).digest())
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
     uncaptured = [flag for flag, on in (("--relabel", args.relabel), ("--cluster-head", args.cluster_head),
                                         ("--estimate-sizes", args.estimate_sizes is not None)) if on]

@@ -26,6 +26,14 @@ def build_model(n_digits: int, net: torch.nn.Module, n_concepts: int = 10) -> Ne
     return NeSyModel(program_path("multi_add.pl"), {"mnist_net": net, "sum_digit": OneHot(10)})
 
 
+def addition_signature(n_digits: int) -> tuple[str, tuple[str, ...]]:
+    """The batched addition query and the names of its inputs (one template per N)."""
+    if n_digits == 1:
+        return "addition(X, Y, Z)", ("X", "Y")
+    query, xs, ys, zs = addition_query(n_digits)
+    return query, (*xs, *ys, *zs)
+
+
 def addition_inputs(data: AdditionDataset, examples: torch.Tensor, device,
                     images: torch.Tensor | None = None) -> tuple[str, dict[str, torch.Tensor]]:
     """The query and its input tensors for a batch of addition examples."""

@@ -6,7 +6,8 @@ shard of each batch.  Each rank's loss is the mean over its shard; the gradients
 the global batch and summed over the ranks (one all-reduce of all gradients), so every rank takes the update that
 one process would take on the whole batch, also when the shards differ in size.  Loss terms are averaged the same
 way before they are checked and logged, so every rank agrees on a non-finite loss; a stop signal on any rank stops
-all of them at the same update.  Rank 0 alone writes files.
+all of them at the same update.  Rank 0 alone writes files.  Every rank compiles its circuits itself
+(compilation is deterministic); :meth:`Distributed.same` checks that they agree before training starts.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from ..draws import device_generator
+from ..errors import DataError
 
 
 @dataclass
@@ -114,6 +116,17 @@ class Distributed:
         value = torch.tensor([1 if flag else 0], device=self.device)
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return bool(value.item())
+
+    def same(self, what: str, digest: str) -> None:
+        """Refuse to go on unless every rank holds the same ``digest`` of ``what`` (e.g. a compiled circuit)."""
+        if not self.active:
+            return
+        digests: list = [None] * self.world_size
+        dist.all_gather_object(digests, digest)
+        if len(set(digests)) > 1:
+            differ = [r for r, d in enumerate(digests) if d != digests[0]]
+            raise DataError(f"{what} differs between processes (rank 0 and rank(s) {', '.join(map(str, differ))}); "
+                            "every rank must compile the same program from the same files")
 
     def broadcast_parameters(self, module: torch.nn.Module) -> None:
         """Rank 0's weights on every rank (the same seed already gives the same ones; this makes sure)."""
