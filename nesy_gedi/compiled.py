@@ -46,7 +46,7 @@ class CompiledQuery:
         t = self.table
         structure = (self.template.key, self.answers, self.conditional, self.circuit.n_leaves, self.circuit._groups,
                      self.circuit.roots, [str(c) for c in t.calls], [c.is_fact for c in t.calls], t._consts,
-                     t._neural, t._sums, t._order)
+                     t._neural, t._sums, t._learnable, t._order)
         return hashlib.sha256(repr(structure).encode()).hexdigest()
 
     @classmethod

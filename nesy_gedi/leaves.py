@@ -2,8 +2,9 @@
 
 Every literal of a compiled circuit reads one row of a ``[rows, batch]`` table
 of log-weights.  A row is a constant (``log p`` of a numeric fact, ``0`` or
-``-inf``), a log-probability that a network outputs, or the log-sum of several
-outputs of one network (the weight of "none of the grounded alternatives").
+``-inf``), a log-probability that a network outputs, the log-sum of several
+outputs of one network (the weight of "none of the grounded alternatives"), or
+``log(c + sum_k s_k p_k)`` of the program's learnable probabilities ``p``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 from problog.logic import Term
+
+from .learnable import learnable_log_weights, learnable_rows
 
 ZERO_ROW = 0  # log 1
 NEG_INF_ROW = 1  # log 0
@@ -44,6 +47,7 @@ class LeafTable:
         self._consts: list[float] = []
         self._neural: list[tuple[int, int]] = []
         self._sums: list[tuple[int, tuple[int, ...]]] = []
+        self._learnable: list[tuple[float, tuple[tuple[int, int], ...]]] = []
         self._rows: dict[tuple, int] = {}
         self._order: list[tuple[str, int]] = []
         self._cache: dict[tuple, tuple[torch.Tensor, ...]] = {}
@@ -79,14 +83,29 @@ class LeafTable:
             return self.neural(call, columns[0])
         return self._row("sum", (self.call(call), columns), self._sums)
 
+    def learnable(self, parameter: int, negated: bool = False) -> int:
+        """Row of ``log p`` (``log(1 - p)`` when ``negated``) of learnable probability ``parameter``."""
+        return self._row("learnable", (1.0, ((parameter, -1),)) if negated else (0.0, ((parameter, 1),)),
+                         self._learnable)
+
+    def learnable_rest(self, fixed: float, parameters: tuple[int, ...]) -> int:
+        """Row of ``log(1 - fixed - sum_k p_k)``: none of a disjunction's grounded alternatives."""
+        return self._row("learnable", (1.0 - fixed, tuple((k, -1) for k in sorted(parameters))), self._learnable)
+
+    @property
+    def n_learnable(self) -> int:
+        """How many learnable probabilities the rows read (one more than the largest index)."""
+        return 1 + max((k for _, terms in self._learnable for k, _ in terms), default=-1)
+
     def __len__(self) -> int:
         return len(self._order)
 
     def _indices(self, device: torch.device, dtype: torch.dtype, layout: tuple[tuple[int, int], ...],
-                 n_outputs: int, batch: int):
-        """Cached: the constants, the output elements of each "sum" row (``[columns * batch]``), and one
-        ``[rows, batch]`` gather index over ``[outputs; constants; sums]`` that puts every table entry in place."""
-        key = (device, dtype, layout, n_outputs, batch)
+                 n_outputs: int, batch: int, n_parameters: int = 0):
+        """Cached: the constants, the output elements of each "sum" row (``[columns * batch]``), one
+        ``[rows, batch]`` gather index over ``[outputs; constants; sums; learnable]`` that puts every table
+        entry in place, and the learnable rows' ``(c, S)``."""
+        key = (device, dtype, layout, n_outputs, batch, n_parameters)
         if key not in self._cache:
             consts = torch.tensor(self._consts, dtype=dtype, device=device)
             b = torch.arange(batch, dtype=torch.long)
@@ -100,26 +119,38 @@ class LeafTable:
                 "const": lambda i: torch.full((batch,), n_outputs + i, dtype=torch.long),
                 "neural": lambda i: elements(*self._neural[i]),
                 "sum": lambda i: n_outputs + len(self._consts) + i * batch + b,
+                "learnable": lambda i: torch.full((batch,), n_outputs + len(self._consts) + len(self._sums) * batch
+                                                  + i, dtype=torch.long),
             }
             gather = torch.stack([source_of[kind](i) for kind, i in self._order]).to(device)
-            self._cache[key] = (consts, sums, gather)
+            rows = learnable_rows(self._learnable, n_parameters, device, torch.float64) if self._learnable else None
+            self._cache[key] = (consts, sums, gather, rows)
         return self._cache[key]
 
     def sources(
         self, outputs: torch.Tensor | None, layout: tuple[tuple[int, int], ...], batch: int, device: torch.device,
-        dtype: torch.dtype
+        dtype: torch.dtype, learnable: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(source, gather)``: entry ``(r, b)`` of the ``[len(self), batch]`` table is ``source[gather[r, b]]``.
 
         ``outputs`` is the flat tensor of the networks' log-probabilities, call ``i``'s laid out as
         ``layout[i] = (offset, width)`` (element ``offset + b * width + c``: column ``c`` of batch element
-        ``b``; ``None`` without calls); a circuit gathers its leaves itself (no intermediate table)."""
+        ``b``; ``None`` without calls), ``learnable`` the program's learnable probabilities ``[n]`` (needed when
+        a row reads them); a circuit gathers its leaves itself (no intermediate table)."""
         n_outputs = 0 if outputs is None else int(outputs.shape[0])
-        consts, sums, gather = self._indices(device, dtype, layout, n_outputs, batch)
+        if self._learnable and (learnable is None or learnable.shape[0] < self.n_learnable):
+            raise ValueError(f"this circuit reads {self.n_learnable} learnable probabilities; got "
+                             f"{0 if learnable is None else learnable.shape[0]}")
+        n_parameters = 0 if learnable is None or not self._learnable else int(learnable.shape[0])
+        consts, sums, gather, rows = self._indices(device, dtype, layout, n_outputs, batch, n_parameters)
         parts = [consts]
         if outputs is not None:
             parts.insert(0, outputs)
             parts.extend(_logsumexp_rows(outputs.index_select(0, idx).view(-1, batch)).view(-1) for idx in sums)
+        if rows is not None:
+            c, signs = rows
+            parts.append(learnable_log_weights(c.to(learnable.dtype), signs.to(learnable.dtype),
+                                               learnable.to(device)).to(dtype))
         return torch.cat(parts), gather
 
 

@@ -15,6 +15,7 @@ from torch import nn
 from .compiled import CompiledQuery
 from .errors import InputError, NesyError, NoProofError, UnknownNetworkError
 from .grounding import Grounder
+from .learnable import LearnableProbabilities
 from .program import Program
 from .template import QueryTemplate
 
@@ -62,9 +63,13 @@ class NeSyModel(nn.Module):
     to a callable (usually an ``nn.Module``) from input tensors ``[batch, ...]``
     to logits: ``[batch, K]`` for a K-valued annotated disjunction (softmax is
     applied here), ``[batch]`` or ``[batch, 1]`` for a neural fact (sigmoid).
+
+    A program with learnable probabilities (``t(P)::a``, ``t(_)::a``) gets :attr:`learnable`, a module whose
+    logits any torch optimizer trains (:mod:`nesy_gedi.learnable`; ``model.learnable.named()`` reads them);
+    ``learnable_seed`` draws the ``t(_)`` starts.  Otherwise ``learnable`` is None.
     """
 
-    def __init__(self, program: Program | str | Path, networks: Mapping[str, Network]):
+    def __init__(self, program: Program | str | Path, networks: Mapping[str, Network], learnable_seed: int = 0):
         super().__init__()
         if isinstance(program, Path) or (isinstance(program, str) and program.endswith(".pl")):
             program = Program.from_file(program)
@@ -88,6 +93,8 @@ class NeSyModel(nn.Module):
                 raise UnknownNetworkError(
                     f"network {decl.network} is used with domains of {known} and {len(decl.domain)} values"
                 )
+        self.learnable = (LearnableProbabilities(program.learnable, program.learnable_groups, learnable_seed)
+                          if program.learnable else None)
         self.grounder = Grounder(program)
         self._compiled: dict[str, CompiledQuery] = {}
         self._templates: OrderedDict[tuple, QueryTemplate] = OrderedDict()
@@ -179,7 +186,8 @@ class NeSyModel(nn.Module):
             reference = next(iter(inputs.values()), None)
             device = reference.device if reference is not None else torch.device("cpu")
             dtype = torch.float64
-        source, gather = compiled.table.sources(outputs, layout, batch, device, dtype)
+        learnable = self.learnable() if self.learnable is not None else None
+        source, gather = compiled.table.sources(outputs, layout, batch, device, dtype, learnable)
         roots = compiled.circuit(source, gather)
         if compiled.conditional:
             impossible = torch.isneginf(roots[:, -1]).nonzero().flatten().tolist()

@@ -12,7 +12,9 @@ A program is ordinary ProbLog plus two kinds of neural annotations:
 Both are rewritten into plain ProbLog whose probability labels are symbolic
 terms ``'$nn'(Net, Inputs, I)`` (index ``I`` into the domain) and
 ``'$nnf'(Net, Inputs)``; the compiled circuits later turn those labels into
-columns of the networks' output.
+columns of the networks' output.  ProbLog's learnable labels ``t(P)``/``t(_)``
+become ``'$t'(I)``, parameter ``I`` of :attr:`Program.learnable` (see
+:mod:`nesy_gedi.learnable`).
 
 ``:- consult(File).`` and ``:- use_module(File).`` are followed here, relative
 to the including file (as ProbLog does), so neural annotations, queries and
@@ -32,9 +34,11 @@ from problog.logic import AnnotatedDisjunction, Clause, Constant, Or, Term, Var,
 from problog.program import PrologString, SimpleProgram
 
 from .errors import ProgramError
+from .learnable import LearnableGroup, LearnableLabel, start_value
 
 NN_AD = "$nn"
 NN_FACT = "$nnf"
+LEARNABLE = "$t"  # '$t'(I): learnable probability I of the program
 
 _RANGE = re.compile(r"\[\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*\]")
 
@@ -88,6 +92,8 @@ class Program:
         self.queries: list[Term] = []
         self.evidence: list[tuple[Term, bool]] = []
         self.query_rules: list[Clause] = []  # query/1 and evidence/1,2 defined by rules
+        self.learnable: list[LearnableLabel] = []  # t(P) / t(_) labels, parameter I = learnable[I]
+        self.learnable_groups: list[LearnableGroup] = []  # per statement with t labels: its members, fixed mass
         self._consulted: set[Path] = set()
         if source != "<string>":
             self._consulted.add(Path(source).resolve())
@@ -148,12 +154,12 @@ class Program:
             head, body = statement, None
         if body is not None and head.functor == "_directive" and self._directive(body, where, source):
             return
-        learnable = _learnable_label(head)
-        if learnable is not None:
-            raise ProgramError(
-                f"{where}: not supported: learnable probability {learnable} (ProbLog's LFI t(_) labels); "
-                "use a number, or a neural fact nn(Net, Inputs) :: ... to learn it"
-            )
+        if _has_learnable(head):
+            statement = self._learnable(statement, where)
+            if isinstance(statement, Clause):
+                head, body = statement.head, statement.body
+            else:
+                head, body = statement, None
         label = getattr(head, "probability", None)
         if isinstance(label, Term) and label.functor == "nn":
             self._add_neural(head, body, label, where)
@@ -242,6 +248,35 @@ class Program:
             heads.append(choice.with_probability(Term(NN_AD, net, inputs, Constant(index))))
         self.problog_program.add_clause(AnnotatedDisjunction(heads, body))
 
+    def _learnable(self, statement: Term, where: str) -> Term:
+        """``statement`` with each ``t(P)``/``t(_)`` label made ``'$t'(I)``, its parameters recorded."""
+        head = statement.head if isinstance(statement, Clause) else statement
+        heads = _heads(head)
+        members, fixed = [], 0.0
+        relabelled = []
+        for h in heads:
+            label = h.probability
+            if _is_learnable(label):
+                if label.arity != 1:
+                    raise ProgramError(f"{where}: not supported: {label} (a learnable label takes one argument, "
+                                       "t(P) or t(_)); one parameter per grounding is not supported")
+                index = len(self.learnable)
+                self.learnable.append(LearnableLabel(index, start_value(label.args[0], where), where,
+                                                     f"{label}::{h.with_probability(None)}"))
+                members.append(index)
+                h = h.with_probability(Term(LEARNABLE, Constant(index)))
+            else:
+                fixed += _fixed_probability(label, where)
+            relabelled.append(h)
+        self.learnable_groups.append(LearnableGroup(tuple(members), fixed, len(heads)))
+        if isinstance(statement, AnnotatedDisjunction):
+            return AnnotatedDisjunction(relabelled, statement.body)
+        if isinstance(head, Or):
+            return Or.from_list(relabelled)
+        if isinstance(statement, Clause):
+            return Clause(relabelled[0], statement.body)
+        return relabelled[0]
+
     def neural_predicate(self, network: str) -> NeuralPredicate:
         for n in self.neural:
             if n.network == network:
@@ -260,14 +295,29 @@ class Program:
         return found
 
 
-def _learnable_label(head: Term) -> Term | None:
-    """The first ``t(_)`` probability label of a head (or of an annotated disjunction's heads)."""
+def _heads(head: Term) -> list[Term]:
     if isinstance(head, Or):
-        return _learnable_label(head.op1) or _learnable_label(head.op2)
-    label = getattr(head, "probability", None)
-    return label if isinstance(label, Term) and label.functor == "t" else None
+        return _heads(head.op1) + _heads(head.op2)
+    if isinstance(head, AnnotatedDisjunction):
+        return list(head.heads)
+    return [head]
 
 
+def _is_learnable(label) -> bool:
+    return isinstance(label, Term) and label.functor == "t"
+
+
+def _has_learnable(head: Term) -> bool:
+    return any(_is_learnable(getattr(h, "probability", None)) for h in _heads(head))
+
+
+def _fixed_probability(label, where: str) -> float:
+    if label is None:
+        return 0.0
+    try:
+        return float(label.compute_value())
+    except Exception:
+        raise ProgramError(f"{where}: learnable and non-numeric labels ({label}) in one disjunction") from None
 def _evidence_of(term: Term, where: str) -> tuple[Term, bool]:
     if term.arity == 1:
         atom = term.args[0]

@@ -8,7 +8,9 @@ positive and a negative log-weight, each a row of a :class:`LeafTable`.
   not) have weights ``(p_i, 1)``, together with an *exactly-one* constraint
   over them plus, when they do not cover the whole disjunction, an extra
   variable of weight ``(1 - sum_i p_i, 1)``;
-* an alternative grounded alone behaves like an independent fact.
+* an alternative grounded alone behaves like an independent fact;
+* a learnable label ``'$t'(I)`` gives rows of the table's learnable kind (``log p_I``, ``log(1 - p_I)``, or
+  ``log(1 - fixed - sum of the grounded alternatives' p)``), read from the model's parameters at evaluation.
 
 Each query root is ``query AND evidence AND constraints``; with evidence one
 more root ``evidence AND constraints`` normalises.  Under the exactly-one
@@ -29,7 +31,7 @@ from pysdd.sdd import SddManager, SddNode, Vtree
 from .errors import ProgramError, QueryError
 from .grounding import GroundProgram
 from .leaves import ZERO_ROW, LeafTable, NeuralCall
-from .program import NN_AD, NN_FACT
+from .program import LEARNABLE, NN_AD, NN_FACT
 
 
 @dataclass
@@ -120,6 +122,8 @@ class _Weights:
         if isinstance(label, Term) and label.functor == NN_AD:
             call, index = self.call_of(label)
             return self.table.neural(call, index)
+        if _is_learnable(label):
+            return self.table.learnable(_parameter(label))
         return self.table.const(_log(_numeric(label, name)))
 
     def _rows_independent(self, label: Term, name: Term) -> tuple[int, int]:
@@ -132,6 +136,8 @@ class _Weights:
             call, index = self.call_of(label)
             others = tuple(i for i in range(self.domain_sizes[call.network]) if i != index)
             return self.table.neural(call, index), self.table.neural_sum(call, others)
+        if _is_learnable(label):
+            return self.table.learnable(_parameter(label)), self.table.learnable(_parameter(label), negated=True)
         p = _numeric(label, name)
         return self.table.const(_log(p)), self.table.const(_log(1.0 - p))
 
@@ -144,12 +150,23 @@ class _Weights:
             present = {index for _, index in calls}
             missing = tuple(i for i in range(self.domain_sizes[call.network]) if i not in present)
             return self.table.neural_sum(call, missing) if missing else None
-        total = sum(_numeric(lb, n.name) for lb, n in zip(labels, nodes))
+        learnable = [_parameter(lb) for lb in labels if _is_learnable(lb)]
+        total = sum(_numeric(lb, n.name) for lb, n in zip(labels, nodes) if not _is_learnable(lb))
+        if learnable and total <= 1.0 + 1e-9:
+            return self.table.learnable_rest(total, tuple(learnable))
         if total > 1.0 + 1e-9:
             raise ProgramError(
                 f"probabilities of annotated disjunction {', '.join(str(n.name) for n in nodes)} sum to {total} > 1"
             )
         return None if total >= 1.0 - 1e-12 else self.table.const(_log(1.0 - total))
+
+
+def _is_learnable(label) -> bool:
+    return isinstance(label, Term) and label.functor == LEARNABLE
+
+
+def _parameter(label: Term) -> int:
+    return int(label.args[0].value)
 
 
 def _reachable_atoms(formula, roots: list[int | None]) -> list[int]:

@@ -148,5 +148,5 @@ NOT_SUPPORTED = {
     "cut": ("0.3::a. 0.6::b. p :- a, !. p :- b. query(p).", "cut"),
     "if-then-else": ("0.3::a. p :- (a -> true ; fail). query(p).", "if-then-else"),
     "assert": ("p :- assertz(q). query(p).", "assertz"),
-    "learnable probability": ("t(0.5)::a. query(a).", "learnable probability"),
+    "learnable probability per grounding": ("t(_, X)::a(X). query(a(1)).", "a learnable label takes one argument"),
 }

@@ -103,8 +103,6 @@ def test_unsupported_features_say_so():
         ApproximateEngine(model, 1, ApproximateEngine.geometric_mean, exploration=False)
     with pytest.raises(NesyError, match="not supported: embeddings"):
         Model(PROGRAM, [], embeddings=object(), load=False)
-    with pytest.raises(NesyError, match="not supported: learnable probability"):
-        Model("t(0.5)::a. " + PROGRAM, model.networks.values(), load=False)
     loader = DataLoader(Pairs([(0, 1)], [1]), 1)
     with pytest.raises(NesyError, match="not supported: with_negatives"):
         train_model(model, loader, 1, with_negatives=True)

@@ -196,7 +196,6 @@ def test_what_is_not_supported_says_so_when_called():
     from nesy_gedi.deepproblog.engines import builtins, exact_engine
     from nesy_gedi.deepproblog.engines.engine import Engine
     from nesy_gedi.deepproblog.engines.prolog_engine.swi_program import SWIProgram
-    from nesy_gedi.deepproblog.optimizer import SGD
     from nesy_gedi.deepproblog.solver import Solver
     from nesy_gedi.deepproblog.utils.cache import Cache
 
@@ -208,7 +207,6 @@ def test_what_is_not_supported_says_so_when_called():
         "exact_engine.wrap_tensor": lambda: exact_engine.wrap_tensor(1, None),
         "foreign predicate f/2": lambda: Engine(model).register_foreign(print, "f", 1, 1),
         "ApproximateEngine": lambda: SWIProgram(),
-        "learnable probabilities": lambda: SGD(model, 0.1),
         "Solver": lambda: Solver(model, None),
         "Cache\\(cache_root": lambda: Cache(str, True, "/tmp"),
     }

@@ -9,8 +9,9 @@
 
 Same signatures and behaviour (networks return probabilities; ``save_state``
 files are DeepProbLog's zip format), evaluated exactly on batched circuits.
-Not supported, said when used: ``ApproximateEngine``, embeddings, learnable
-``t(_)`` probabilities, ``with_negatives``.
+Learnable ``t(P)``/``t(_)`` probabilities train with ``model.optimizer =
+SGD(model, param_lr)`` as in DeepProbLog.  Not supported, said when used:
+``ApproximateEngine``, embeddings, ``with_negatives``.
 """
 
 from problog.logic import Constant, Term, Var

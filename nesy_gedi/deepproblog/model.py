@@ -34,7 +34,8 @@ from ..template import PLACEHOLDER, QueryTemplate, _tensor_terms, to_python
 from ._unsupported import refuse
 from .engines import ApproximateEngine, Engine
 from .network import Network, ProbabilityOutputs
-from .optimizer import NetworkOptimizers
+from .optimizer import Optimizer
+from .parameters import ProbabilityList, load_parameters
 from .query import Query
 
 VARIABLE_OUTPUT_BUDGET = 10.0  # seconds of grounding allowed for the all-answers circuit of a query template
@@ -84,12 +85,32 @@ class Model:
         self.nesy = NeSyModel(program, outputs)
         self.tensor_sources: dict[str, Any] = {}
         self._stored: list[torch.Tensor] = []
-        self.parameters: list = []  # DeepProbLog's learnable probabilities; t(_) is not supported
         self.solver: Engine | None = None
         self.eval_mode = False
         self._ground_only: set[str] = set()
         self._warned: set[str] = set()
-        self.optimizer = NetworkOptimizers(self)
+        self.optimizer = Optimizer(self)
+
+    @property
+    def parameters(self) -> ProbabilityList:
+        """The program's learnable probabilities (``t(P)``/``t(_)``), in program order, as DeepProbLog lists them;
+        reading and assigning ``model.parameters[k]`` reads and sets the model's value."""
+        return ProbabilityList(self.nesy.learnable)
+
+    @parameters.setter
+    def parameters(self, values: Sequence[float]) -> None:
+        count = len(ProbabilityList(self.nesy.learnable))
+        if len(values) != count:
+            raise NesyError(f"the program has {count} learnable probabilities; got {len(values)} values")
+        if count:
+            self.nesy.learnable.set_(torch.tensor([float(v) for v in values], dtype=torch.float64))
+
+    @property
+    def parameter_groups(self) -> list[list[int]]:
+        """The learnable probabilities of each annotated disjunction (DeepProbLog normalises them together)."""
+        learnable = self.nesy.learnable
+        return [] if learnable is None else [list(g.members) for g in learnable.groups
+                                             if g.alternatives > 1 and g.members]
 
     # -- DeepProbLog's public API ----------------------------------------------------------------------
     def set_engine(self, engine: Engine, **kwargs: Any) -> None:  # noqa: ARG002 - cache=... is always on
@@ -145,17 +166,22 @@ class Model:
             Path(filename).parent.mkdir(parents=True, exist_ok=True)
         with ZipFile(filename, "w") as archive:
             with archive.open("parameters", "w") as f:
-                pickle.dump(self.parameters, f)
+                pickle.dump(list(self.parameters), f)
             for name, network in self.networks.items():
                 with archive.open(name, "w") as f:
                     network.save(f, complete=complete)
 
     def load_state(self, filename: str | PathLike | IO[bytes]) -> None:
+        """Networks and learnable probabilities from a :meth:`save_state` zip (ours or DeepProbLog's); its
+        ``parameters`` pickle is read with a restricted unpickler (numbers, strings and containers only)."""
         with ZipFile(filename) as archive:
             names = set(archive.namelist())
             missing = sorted(set(self.networks) - names)
             if missing:
                 raise NesyError(f"{filename} has no state for network(s) {', '.join(missing)}")
+            if "parameters" in names:
+                with archive.open("parameters") as f:
+                    self.parameters = load_parameters(f.read(), f"{filename}: parameters")
             for name, network in self.networks.items():
                 with archive.open(name) as f:
                     network.load(BytesIO(f.read()))

@@ -125,6 +125,8 @@ class TrainObject:
                         print("Epoch", state.epoch + 1)
 
         modules = {name: n.network_module for name, n in self.model.networks.items()}
+        if self.model.nesy.learnable is not None:
+            modules["learnable_probabilities"] = self.model.nesy.learnable
         self.trainer = Trainer(config, loader.length, step, modules, self.model.optimizer, torch.Generator(),
                                extra_state={"loader": loader}, run_info={"kind": "deepproblog"},
                                order_fn=loader.epoch_order, after_step=after_step,

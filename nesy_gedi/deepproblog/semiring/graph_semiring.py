@@ -20,7 +20,12 @@ def is_exact_one(a) -> bool:
 
 
 def get_hook(optimizer, i):
-    refuse("graph_semiring.get_hook (gradients of learnable probabilities)")
+    """A tensor hook that hands its gradient to ``optimizer.add_parameter_gradient(i, grad)``, as DeepProbLog's."""
+
+    def hook(grad):
+        optimizer.add_parameter_gradient(i, grad)
+
+    return hook
 
 
 class GraphSemiring(Semiring):
