@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import torch
-from problog.logic import Term, Var
+from problog.logic import Constant, Term, Var
 from torch import nn
 
 from .compiled import CompiledQuery
@@ -17,7 +17,7 @@ from .errors import InputError, NesyError, NoProofError, UnknownNetworkError
 from .grounding import Grounder
 from .learnable import LearnableProbabilities
 from .program import Program
-from .template import QueryTemplate
+from .template import PLACEHOLDER, QueryTemplate
 
 Network = Callable[..., torch.Tensor]
 Evidence = Sequence[tuple[str, bool]]  # (atom, observed value) pairs
@@ -98,6 +98,11 @@ class NeSyModel(nn.Module):
         self.grounder = Grounder(program)
         self._compiled: dict[str, CompiledQuery] = {}
         self._templates: OrderedDict[tuple, QueryTemplate] = OrderedDict()
+
+    def _device_of(self, network: str) -> torch.device:
+        module = self.networks[network] if network in self.networks else None
+        parameter = next(iter(module.parameters()), None) if module is not None else None
+        return parameter.device if parameter is not None else torch.device("cpu")
 
     def network(self, name: str) -> Network:
         if name in self.networks:
@@ -294,12 +299,15 @@ class NeSyModel(nn.Module):
         size = 0
         logits_of: dict[str, torch.Tensor] = {}
         names_of: dict[str, list[tuple[str, ...]]] = {}
+        device = next((t.device for t in inputs.values()), None)
         for name, indices in by_network.items():
             arity = len(calls[indices[0]].inputs)
-            names_of[name] = [tuple(template.input_name(calls[i].inputs[j]) for j in range(arity)) for i in indices]
+            names_of[name] = [tuple(_input_name(template, calls[i].inputs[j]) for j in range(arity)) for i in indices]
             args = []
             for j in range(arity):
-                tensors = [inputs[names[j]] for names in names_of[name]]
+                tensors = [inputs[names[j]] if names[j] in inputs else
+                           _number_input(calls[i].inputs[j], template, batch, device or self._device_of(name))
+                           for names, i in zip(names_of[name], indices)]
                 args.append(tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim=0))
             try:
                 logits = self.network(name)(*args)
@@ -333,6 +341,23 @@ class NeSyModel(nn.Module):
             size += expected * width
         outputs = (blocks[0] if len(blocks) == 1 else torch.cat(blocks)) if blocks else None
         return outputs, tuple(layout), logits_of, names_of
+
+
+def _input_name(template: QueryTemplate, term: Term) -> str:
+    """The query input a network reads, or (a number of the program, e.g. ``swap(4, 2, Z)``) the number itself."""
+    if isinstance(term, Constant) and isinstance(term.value, (int, float)):
+        return str(term)
+    if isinstance(term, Term) and term.functor == PLACEHOLDER:
+        return template.input_name(term)
+    raise InputError(f"network input {term} in query {template.term} is neither a tensor input nor a number")
+
+
+def _number_input(term: Term, template: QueryTemplate, batch: int, device: torch.device) -> torch.Tensor:
+    """A number given to a network as a ``[batch]`` tensor (long for an integer)."""
+    if not (isinstance(term, Constant) and isinstance(term.value, (int, float))):
+        raise InputError(f"network input {term} in query {template.term} is neither a tensor input nor a number")
+    dtype = torch.long if isinstance(term.value, int) else torch.get_default_dtype()
+    return torch.full((batch,), term.value, dtype=dtype, device=device)
 
 
 def _batch_size(inputs: Mapping[str, torch.Tensor], query: str) -> int:

@@ -170,3 +170,47 @@ def test_train_model_resumes_where_it_stopped(tmp_path):
         train_model(model, loader, 1, resume=True)
     with pytest.raises(NesyError, match="no checkpoint"):
         train_model(model, loader, 1, resume=True, out=tmp_path / "none")
+
+
+SORT = """
+nn(swap_net, [X, Y], Z, [no_swap, swap]) :: swap(X, Y, Z).
+step(X, Y, X, Y) :- swap(X, Y, no_swap).
+step(X, Y, Y, X) :- swap(X, Y, swap).
+pass([X], [], X).
+pass([A, B | T], [Lo | Rest], Max) :- step(A, B, Lo, Hi), pass([Hi | T], Rest, Max).
+sorted([], Acc, Acc).
+sorted(L, Acc, S) :- pass(L, L2, Max), sorted(L2, [Max | Acc], S).
+forth_sort(L, S) :- sorted(L, [], S).
+"""
+
+
+def _sort_queries(n: int, length: int, seed: int) -> list[Query]:
+    from problog.logic import list2term
+
+    generator = torch.Generator().manual_seed(seed)
+    lists = torch.randint(0, 10, (n, length), generator=generator).tolist()
+    return [Query(Term("forth_sort", list2term([Constant(d) for d in xs]), list2term([Constant(d) for d in sorted(xs)])))
+            for xs in lists]
+
+
+def test_numbers_of_the_program_are_network_inputs_and_forth_sort_learns_to_swap():
+    """DeepProbLog's Forth Sort: the swap network reads the digits of the lists themselves (``swap(4, 2, Z)``), one
+    call per pair; trained on sorted pairs, it sorts unseen lists of three."""
+    from nesy_gedi.deepproblog.dataset import QueryDataset
+    from nesy_gedi.deepproblog.examples.Forth import EncodeModule
+
+    torch.manual_seed(0)
+    module = EncodeModule(20, 20, 2)
+    model = Model(SORT, [Network(module, "swap_net", optimizer=torch.optim.Adam(module.parameters(), 0.1), k=1)],
+                  load=False)
+    model.set_engine(ExactEngine(model), cache=True)
+    train = QueryDataset(_sort_queries(200, 2, 0))
+    test = QueryDataset(_sort_queries(40, 3, 1))
+    before = get_confusion_matrix(model, test, verbose=0).accuracy()
+    train_model(model, DataLoader(train, 16, True, seed=0), 10, verbose=0)
+    with torch.no_grad():
+        right = sum(int(module(a, b).argmax()) == int(a > b) for a in range(10) for b in range(10) if a != b)
+    assert right >= 85, right  # of the 90 pairs of distinct digits
+    assert get_confusion_matrix(model, test, verbose=0).accuracy() >= 0.9 > before
+    with pytest.raises(NesyError, match="network input foo in query .* is neither a tensor input nor a number"):
+        model.solve([Query(Term("swap", Term("foo"), Constant(1), Term("swap")))])
