@@ -16,6 +16,10 @@ torch seed.  Writes ``benchmarks/deepproblog_compat.{json,md}``.
 draw, ``t(0.1)::noisy`` (``programs/noisy_addition.pl``) learned by ``optimizer.SGD(model, 1e-3)`` beside the
 network; it reports the learned probability too.  Writes ``benchmarks/deepproblog_compat_noisy.{json,md}``.
 
+``--examples --dpl-repo DIR`` runs DeepProbLog's own Forth Sort and Forth Add scripts (from its installed
+package, data from ``DIR``, a checkout of its repository) with the import prefix rewritten, beside the unchanged
+ones, and reports the wall time and each run's last ``Test:`` accuracy.  Writes ``benchmarks/deepproblog_examples.md``.
+
 ``--task list-sum`` runs a second script (``LIST_SCRIPT``): the sum of a list of
 1 to ``--max-length`` MNIST images through ``programs/list_sum.pl``, each list
 length its own query shape; its dataset class is written in the script against
@@ -28,12 +32,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from benchmarks.peers import deepproblog_with_mnist
+import torch
+
+from benchmarks.peers import _site_packages, deepproblog_with_mnist
 from nesy_gedi.commands import add_common_arguments, positive_int, run_command
 from nesy_gedi.data.mnist import resolve_data_dir
 from nesy_gedi.errors import DataError
@@ -189,6 +197,56 @@ def markdown(rows: list[dict], task: str = "addition") -> str:
     return "\n".join(lines) + "\n"
 
 
+EXAMPLES = {"Forth Sort": ("Forth/Sort", "sort.py", "compare.pl", "train2_test8"),
+            "Forth Add": ("Forth/Add", "add.py", "choose.pl", "train2_test8")}
+
+
+def run_example(python: str, prefix: str, package: Path, repo: Path, name: str, env: dict) -> dict:
+    """DeepProbLog's example ``name`` as shipped (imports rewritten to ``prefix``) in a folder with its data."""
+    folder, script, program, data = EXAMPLES[name]
+    source = repo / "src" / "deepproblog" / "examples" / folder / "data"
+    files = sorted(source.glob(f"{data}_*.txt"))
+    if not files:
+        raise DataError(f"no {data}_*.txt under {source}: pass --dpl-repo, a checkout of "
+                        "https://github.com/ML-KULeuven/deepproblog")
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "data").mkdir()
+        for f in files:
+            (Path(tmp) / "data" / f.name).write_bytes(f.read_bytes())
+        (Path(tmp) / program).write_text((package / "examples" / folder / program).read_text())
+        text = (package / "examples" / folder / script).read_text().replace("from deepproblog", f"from {prefix}")
+        (Path(tmp) / script).write_text(text)
+        start = time.perf_counter()
+        done = subprocess.run([python, script], capture_output=True, text=True, cwd=tmp, env=env)
+        seconds = time.perf_counter() - start
+    tests = re.findall(r"Test:\s+\[\('Accuracy', (?:np\.float64\()?([0-9.]+)", done.stdout)
+    if done.returncode != 0 or not tests:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise DataError(f"{name} with {prefix} failed (exit {done.returncode}): {last}")
+    return {"example": name, "system": prefix, "seconds": seconds, "tests": [float(t) for t in tests]}
+
+
+def examples(python_dpl: Path, repo: Path, env: dict, repeats: int) -> str:
+    package = _site_packages(python_dpl, "deepproblog")
+    lines = ["# DeepProbLog's own example scripts, two import prefixes", "",
+             "Made by `python -m benchmarks.deepproblog_compat --examples --dpl-repo DIR`: each script as DeepProbLog "
+             f"2.1.0 ships it, with its data, run {repeats} times with its imports and {repeats} times with "
+             "`nesy_gedi.deepproblog`; the scripts set no seed, so each run starts from other weights; CPU.",
+             "", "| example | imports | wall s (mean) | last `Test:` dev accuracy, mean ± std | per run |",
+             "|---|---|---|---|---|"]
+    for name in EXAMPLES:
+        for python, prefix in ((sys.executable, "nesy_gedi.deepproblog"), (str(python_dpl), "deepproblog")):
+            runs = []
+            for _ in range(repeats):
+                runs.append(run_example(python, prefix, package, repo, name, env))
+                print(json.dumps(runs[-1]), flush=True)
+            last = torch.tensor([r["tests"][-1] for r in runs], dtype=torch.float64)
+            spread = float(last.std()) if repeats > 1 else 0.0
+            lines.append(f"| {name} | `{prefix}` | {sum(r['seconds'] for r in runs) / repeats:.1f} | "
+                         f"{float(last.mean()):.3f} ± {spread:.3f} | {', '.join(f'{t:.3f}' for t in last.tolist())} |")
+    return "\n".join(lines) + "\n"
+
+
 def benchmark(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=list(TASKS), default="addition")
@@ -201,12 +259,22 @@ def benchmark(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dpl-venv", default=str(ROOT / "benchmarks" / ".deepproblog-venv"))
     parser.add_argument("--skip-deepproblog", action="store_true")
+    parser.add_argument("--examples", action="store_true", help="run DeepProbLog's Forth example scripts instead")
+    parser.add_argument("--dpl-repo", type=Path, default=None, help="a checkout of DeepProbLog's repository (data)")
+    parser.add_argument("--repeats", type=positive_int, default=3, help="runs per example and prefix (default 3)")
     add_common_arguments(parser, device=False, data=True)
     args = parser.parse_args(argv)
     data_dir = resolve_data_dir(args.data_dir)
     if data_dir is None:
         raise DataError("pass --data-dir or set $NESY_GEDI_DATA (MNIST IDX files)")
     env = {**os.environ, "NESY_GEDI_DATA": str(data_dir)}
+    if args.examples:
+        if args.dpl_repo is None:
+            raise DataError("--examples needs --dpl-repo, a checkout of https://github.com/ML-KULeuven/deepproblog")
+        text = examples(deepproblog_with_mnist(Path(args.dpl_venv), data_dir), args.dpl_repo, env, args.repeats)
+        (ROOT / "benchmarks" / "deepproblog_examples.md").write_text(text)
+        print(text)
+        return
     dpl = None
     if not args.skip_deepproblog:
         dpl = deepproblog_with_mnist(Path(args.dpl_venv), data_dir)

@@ -149,7 +149,7 @@ class NeSyModel(nn.Module):
         distinct = list({t.key: t for t in templates}.values())
         out: dict[str, CompiledQuery | NesyError] = {}
         new = [t for t in distinct if t.key not in self._compiled]
-        if workers > 1 and len(new) > 1:
+        if workers > 1 and len(new) > 1 and not self.program.top_k:  # top-k choices call this process's networks
             from .compile_pool import compile_in_pool
 
             for template, built in zip(new, compile_in_pool(self.program, self.domain_sizes, new, workers,

@@ -28,9 +28,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 from problog.errors import ProbLogError
-from problog.logic import AnnotatedDisjunction, Clause, Constant, Or, Term, Var, term2list
+from problog.logic import And, AnnotatedDisjunction, Clause, Constant, Or, Term, Var, term2list
 from problog.program import PrologString, SimpleProgram
 
 from .errors import ProgramError
@@ -39,6 +40,14 @@ from .learnable import LearnableGroup, LearnableLabel, start_value
 NN_AD = "$nn"
 NN_FACT = "$nnf"
 LEARNABLE = "$t"  # '$t'(I): learnable probability I of the program
+TOP_K_PREFIX = "$k_"  # the alternatives of a neural disjunction whose values are chosen while grounding
+TOP_K_MEMBER = "$k_member"
+
+
+def top_k_selector(network: str) -> str:
+    """The grounding-time predicate ``sel(Inputs, Chosen)`` that names the values of ``network`` to explore
+    (``_nocache_``: ProbLog must call it again for each grounding)."""
+    return f"_nocache_topk_{network}"
 
 _RANGE = re.compile(r"\[\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*\]")
 
@@ -84,14 +93,16 @@ class Program:
     declarations and ``networks`` the network names they use.
     """
 
-    def __init__(self, text: str, source: str = "<string>") -> None:
+    def __init__(self, text: str, source: str = "<string>", top_k: Mapping[str, int] | None = None) -> None:
         self.source = source
         self.text = text
+        self.top_k = dict(top_k or {})  # network -> k: its values are chosen during grounding (see top_k.py)
         self.neural: list[NeuralPredicate] = []
         self.problog_program = SimpleProgram()
         self.queries: list[Term] = []
         self.evidence: list[tuple[Term, bool]] = []
         self.query_rules: list[Clause] = []  # query/1 and evidence/1,2 defined by rules
+        self._top_k_member = False
         self.learnable: list[LearnableLabel] = []  # t(P) / t(_) labels, parameter I = learnable[I]
         self.learnable_groups: list[LearnableGroup] = []  # per statement with t labels: its members, fixed mass
         self._consulted: set[Path] = set()
@@ -100,7 +111,7 @@ class Program:
         self._parse(_expand_ranges(text), source)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "Program":
+    def from_file(cls, path: str | Path, top_k: Mapping[str, int] | None = None) -> "Program":
         path = Path(path)
         if not path.exists():
             raise ProgramError(f"program file not found: {path}")
@@ -112,11 +123,11 @@ class Program:
             raise ProgramError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
         except OSError as exc:
             raise ProgramError(f"cannot read {path}: {exc.strerror}") from None
-        return cls(text, source=str(path))
+        return cls(text, source=str(path), top_k=top_k)
 
     @classmethod
-    def from_string(cls, text: str) -> "Program":
-        return cls(text)
+    def from_string(cls, text: str, top_k: Mapping[str, int] | None = None) -> "Program":
+        return cls(text, top_k=top_k)
 
     @property
     def networks(self) -> set[str]:
@@ -206,6 +217,10 @@ class Program:
         self._parse(_expand_ranges(text), str(path))
 
     def _add_neural(self, head: Term, body: Term | None, label: Term, where: str) -> None:
+        if label.arity == 3:
+            raise ProgramError(f"{where}: not supported: {label}, a network whose output is a tensor term "
+                               "(DeepProbLog's deterministic nn/3, e.g. its WAP example's rnn); give the network a "
+                               "domain, nn(Net, Inputs, Out, Domain)")
         if label.arity not in (2, 4):
             raise ProgramError(
                 f"{where}: neural annotation must be nn(Net, Inputs, Out, Domain) or "
@@ -242,11 +257,23 @@ class Program:
         if len(set(map(str, values))) != len(values):
             raise ProgramError(f"{where}: domain of {label} repeats a value")
         self.neural.append(NeuralPredicate(str(net), signature, len(input_list), tuple(values)))
+        chosen = str(net) in self.top_k
+        alternative = Term(TOP_K_PREFIX + head.functor, *head.args) if chosen else head.with_probability(None)
         heads = []
         for index, value in enumerate(values):
-            choice = head.apply(_Subst({out.name: value}))
+            choice = alternative.apply(_Subst({out.name: value}))
             heads.append(choice.with_probability(Term(NN_AD, net, inputs, Constant(index))))
         self.problog_program.add_clause(AnnotatedDisjunction(heads, body))
+        if chosen:  # p(..Y..) :- '$topk_net'(Inputs, Chosen), '$k_member'(Y, Chosen), '$k_p'(..Y..).
+            picked = Var("K_Chosen_")
+            if not self._top_k_member:
+                self._top_k_member = True
+                rest, first = Var("T"), Var("X")
+                self.problog_program.add_clause(Term(TOP_K_MEMBER, first, Term(".", first, Var("_"))))
+                self.problog_program.add_clause(Clause(Term(TOP_K_MEMBER, first, Term(".", Var("_"), rest)),
+                                                       Term(TOP_K_MEMBER, first, rest)))
+            self.problog_program.add_clause(Clause(head.with_probability(None), And(
+                Term(top_k_selector(str(net)), inputs, picked), And(Term(TOP_K_MEMBER, out, picked), alternative))))
 
     def _learnable(self, statement: Term, where: str) -> Term:
         """``statement`` with each ``t(P)``/``t(_)`` label made ``'$t'(I)``, its parameters recorded."""

@@ -4,7 +4,7 @@ from zipfile import ZipFile
 
 import pytest
 import torch
-from problog.logic import Constant, Term
+from problog.logic import Constant, Term, term2list
 
 from nesy_gedi import NesyError
 from nesy_gedi.deepproblog import (ApproximateEngine, DataLoader, Dataset, ExactEngine, Model, Network, Query,
@@ -189,19 +189,21 @@ def _sort_queries(n: int, length: int, seed: int) -> list[Query]:
 
     generator = torch.Generator().manual_seed(seed)
     lists = torch.randint(0, 10, (n, length), generator=generator).tolist()
-    return [Query(Term("forth_sort", list2term([Constant(d) for d in xs]), list2term([Constant(d) for d in sorted(xs)])))
-            for xs in lists]
+    def as_list(digits):
+        return list2term([Constant(d) for d in digits])
+
+    return [Query(Term("forth_sort", as_list(xs), as_list(sorted(xs)))) for xs in lists]
 
 
 def test_numbers_of_the_program_are_network_inputs_and_forth_sort_learns_to_swap():
     """DeepProbLog's Forth Sort: the swap network reads the digits of the lists themselves (``swap(4, 2, Z)``), one
-    call per pair; trained on sorted pairs, it sorts unseen lists of three."""
+    call per pair; trained on sorted pairs, it sorts unseen lists of three, and with ``k=1`` lists of seven."""
     from nesy_gedi.deepproblog.dataset import QueryDataset
     from nesy_gedi.deepproblog.examples.Forth import EncodeModule
 
     torch.manual_seed(0)
     module = EncodeModule(20, 20, 2)
-    model = Model(SORT, [Network(module, "swap_net", optimizer=torch.optim.Adam(module.parameters(), 0.1), k=1)],
+    model = Model(SORT, [Network(module, "swap_net", optimizer=torch.optim.Adam(module.parameters(), 0.1))],
                   load=False)
     model.set_engine(ExactEngine(model), cache=True)
     train = QueryDataset(_sort_queries(200, 2, 0))
@@ -214,3 +216,32 @@ def test_numbers_of_the_program_are_network_inputs_and_forth_sort_learns_to_swap
     assert get_confusion_matrix(model, test, verbose=0).accuracy() >= 0.9 > before
     with pytest.raises(NesyError, match="network input foo in query .* is neither a tensor input nor a number"):
         model.solve([Query(Term("swap", Term("foo"), Constant(1), Term("swap")))])
+    # Network(k=1), DeepProbLog's test model: in eval mode only the top swap of each pair is grounded, so lists of
+    # seven digits (exact: thousands of answers) have one answer each; in training mode it is exact.
+    greedy = Model(SORT, [Network(module, "swap_net", k=1)], load=False)
+    query = _sort_queries(1, 3, 2)[0]
+    exact_p = {str(k): float(v.detach()) for k, v in model.solve([query.variable_output()])[0].result.items()}
+    greedy.train()
+    assert {str(k): float(v.detach()) for k, v in greedy.solve([query.variable_output()])[0].result.items()} == \
+        pytest.approx(exact_p, abs=1e-9)
+    greedy.eval()
+    ((answer, p),) = greedy.solve([query.variable_output()])[0].result.items()
+    assert float(p) <= exact_p[str(answer)] + 1e-9 and str(answer) == max(exact_p, key=exact_p.get)
+    for query in _sort_queries(10, 7, 3):  # the one answer is bubble sort along the network's top swaps
+        ((answer, _),) = greedy.solve([query.variable_output()])[0].result.items()
+        digits = [int(d) for d in term2list(query.query.args[0])]
+        assert [int(d) for d in term2list(answer.args[1])] == _greedy_bubble_sort(module, digits)
+
+
+def _greedy_bubble_sort(module, digits: list[int]) -> list[int]:
+    """SORT's bubble sort taking the network's most probable swap for each pair."""
+    done: list[int] = []
+    while digits:
+        rest, current = [], digits[0]
+        for following in digits[1:]:
+            with torch.no_grad():
+                swap = int(module(current, following).argmax()) == 1
+            low, current = (following, current) if swap else (current, following)
+            rest.append(low)
+        done, digits = [current] + done, rest
+    return done

@@ -1,6 +1,11 @@
 """More of DeepProbLog's public API: datasets and mutators, query files, image folders, stop conditions, the mse loss,
 ``Network(k=...)``, its loss module and standard networks."""
 
+import importlib
+import inspect
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -226,7 +231,7 @@ def test_small_pieces_that_work():
     assert store.store(torch.ones(1)) == 0 and store.store(torch.zeros(1), Term("a")) == Term("a")
     assert float(store[0]) == 1.0
     calls = []
-    cache = Cache(lambda x: calls.append(x) or x * 2, True)
+    cache = Cache(lambda x: calls.append(x) or x * 2, True, None)
     assert cache[3] == cache[3] == 6 and calls == [3]
     assert is_exact_zero(0.0) and is_exact_one(torch.tensor([1.0])) and not is_exact_one(0.5)
     assert GeometricMean().get_hyperparameters() == {"type": "geometric_mean"}
@@ -272,7 +277,7 @@ def test_model_and_train_object_extras():
         model.get_embedding(Term("a"))
     train_object = TrainObject(model)
     with pytest.raises(NesyError, match="not supported: with_negatives"):
-        train_object.get_loss_with_negatives(data.to_queries())
+        train_object.get_loss_with_negatives(data.to_queries(), "cross_entropy")
     train_object.i, train_object.accumulated_loss = 4, 2.0
     train_object.log(log_iter=2, verbose=1)
     assert train_object.logger["loss"] == ([4], [1.0])
@@ -290,3 +295,48 @@ def test_results_tables():
     assert "0.90000" in text.splitlines()[2]
     with pytest.raises(ValueError, match="not equal to table dimensions"):
         table.store(1, 2)
+
+
+def _compatible(theirs: list, ours) -> str | None:
+    """``None`` when our parameters take every call DeepProbLog's take: the same names and kinds in order, defaults
+    where theirs have them, and only optional extras."""
+    params = list(ours.parameters.values())
+    for i, (name, kind, has_default) in enumerate(theirs):
+        if i >= len(params) or params[i].name != name or str(params[i].kind) != kind:
+            return f"parameter {i} should be {name} ({kind}), ours are {[p.name for p in params]}"
+        if has_default and params[i].default is inspect.Parameter.empty:
+            return f"{name} has no default"
+    extra = [p.name for p in params[len(theirs):]
+             if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return f"required extras {extra}" if extra else None
+
+
+def test_every_public_name_of_deepproblog_2_1_0_exists_with_its_parameters():
+    """Every public function, class and method of DeepProbLog 2.1.0's modules (``tests/deepproblog_api.json``, read
+    from the installed package) exists in ``nesy_gedi.deepproblog`` under the same module path and takes the same
+    arguments (101 names, their methods; instance attributes are not listed there)."""
+    snapshot = json.loads((Path(__file__).parent / "deepproblog_api.json").read_text())
+    problems = []
+    for key, spec in snapshot.items():
+        module, name = key.split(":")
+        obj = getattr(importlib.import_module(f"nesy_gedi.deepproblog.{module}"), name, None)
+        if obj is None:
+            problems.append(f"{key}: missing")
+            continue
+        signatures = [("", obj, spec["params"])] + [(f".{m}", getattr(obj, m, None), s)
+                                                    for m, s in spec["members"].items() if s != "attr"]
+        for suffix, target, theirs in signatures:
+            if target is None:
+                problems.append(f"{key}{suffix}: missing")
+                continue
+            if not isinstance(theirs, list):
+                continue
+            theirs = [p if len(p) == 3 else [*p, False] for p in theirs]
+            try:
+                ours = inspect.signature(target)
+            except (TypeError, ValueError):
+                continue
+            problem = _compatible(theirs, ours)
+            if problem:
+                problems.append(f"{key}{suffix}: {problem}")
+    assert not problems, "\n".join(problems)

@@ -143,6 +143,9 @@ class MutatingDataset(Dataset):
     def to_query(self, i: int) -> Query:
         return self.mutator(i, self.inner_dataset.to_query(i))
 
+    def __getitem__(self, item):
+        return self.inner_dataset[item]
+
 
 def _seed(seed: int | None) -> int:
     return random.SystemRandom().randint(0, 2 ** 64) if seed is None else seed
@@ -255,6 +258,7 @@ class DataLoader:
         self.length = len(self.dataset)
         self.shuffle = shuffle
         self.epoch = 0
+        self.i = 0  # position of the next query in the current epoch's order
         self.rng = random.Random(seed)
         self._iterator = None
 
@@ -272,7 +276,9 @@ class DataLoader:
     def __iter__(self):
         order = self.epoch_order().tolist()
         for start in range(0, self.length, self.batch_size):
+            self.i = min(start + self.batch_size, self.length)
             yield [self.dataset[i] for i in order[start:start + self.batch_size]]
+        self.i = 0
 
     def __len__(self) -> int:
         return int(ceil(self.length / self.batch_size))

@@ -29,3 +29,12 @@ class OneHotEncoding(TermEmbedder):
 class Embedding(TermEmbedder):
     def __init__(self, n: int, block_size: int = 32, renormalize: bool = False) -> None:
         refuse("embeddings (Embedding)", ALTERNATIVE)
+
+    def get_all_embeddings(self, n=None):
+        refuse("embeddings (Embedding.get_all_embeddings)", ALTERNATIVE)
+
+    def get_embeddings_by_label(self, labels):
+        refuse("embeddings (Embedding.get_embeddings_by_label)", ALTERNATIVE)
+
+    def parameters(self):
+        refuse("embeddings (Embedding.parameters)", ALTERNATIVE)

@@ -21,12 +21,20 @@ class JSD(nn.Module):
     """``1 - mean_b sum_k x log x + sum_k xbar log xbar`` (normalised): low when each row is confident and the rows
     differ."""
 
+    def __init__(self) -> None:
+        super().__init__()
+
+
     def forward(self, x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
         return 1.0 - _plogp(x, eps).sum(1).mean() + _plogp(x.mean(0), eps).sum()
 
 
 class InfoLoss(nn.Module):
     """``1 + sum_k xbar log xbar`` over the rows' mean ``xbar`` (normalised): low when the rows use every class."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
 
     def forward(self, x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
         mean = x.mean(0)
@@ -35,6 +43,10 @@ class InfoLoss(nn.Module):
 
 class EntropyLoss(nn.Module):
     """The rows' mean entropy (normalised)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
 
     def forward(self, x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
         return -_plogp(x, eps).sum(1).mean()

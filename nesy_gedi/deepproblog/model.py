@@ -31,6 +31,7 @@ from ..errors import GroundingTimeout, NesyError, NoProofError, NotSupportedErro
 from ..model import NeSyModel
 from ..program import Program
 from ..template import PLACEHOLDER, QueryTemplate, _tensor_terms, to_python
+from ..top_k import register_top_k
 from ._unsupported import refuse
 from .engines import ApproximateEngine, Engine
 from .network import Network, ProbabilityOutputs
@@ -46,9 +47,11 @@ class Result:
     """Probabilities of the answers of one query (``result[term] -> tensor``), as DeepProbLog's ``Result``."""
 
     result: dict[Term, torch.Tensor]
+    semiring: Any = None  # DeepProbLog's semiring of the evaluation; None here (log-semiring circuits)
     ground_time: float | None = None
     compile_time: float | None = None
     eval_time: float | None = None
+    proof: Any = None  # DeepProbLog's approximate engine's proofs; None here
 
     def __iter__(self):
         return iter(self.result)
@@ -70,7 +73,9 @@ class Model:
                  load: bool = True) -> None:
         if embeddings is not None:
             raise NotSupportedError("not supported: embeddings (TermEmbedder) in Model")
-        program = Program.from_file(program_string) if load else Program.from_string(str(program_string))
+        top_k = {n.name: n.k for n in networks if n.k is not None}
+        program = (Program.from_file(program_string, top_k) if load else
+                   Program.from_string(str(program_string), top_k))
         self.program = program
         self.networks: dict[str, Network] = {}
         for network in networks:
@@ -83,6 +88,8 @@ class Model:
                             f"{', '.join(sorted(self.networks)) or 'none'}")
         outputs = {name: ProbabilityOutputs(net, facts.get(name, False)) for name, net in self.networks.items()}
         self.nesy = NeSyModel(program, outputs)
+        if top_k:
+            register_top_k(self.nesy.grounder, self._choose)
         self.tensor_sources: dict[str, Any] = {}
         self._stored: list[torch.Tensor] = []
         self.solver: Engine | None = None
@@ -115,7 +122,9 @@ class Model:
     # -- DeepProbLog's public API ----------------------------------------------------------------------
     def set_engine(self, engine: Engine, **kwargs: Any) -> None:  # noqa: ARG002 - cache=... is always on
         if isinstance(engine, ApproximateEngine):
-            raise NotSupportedError("not supported: ApproximateEngine; use ExactEngine(model)")
+            raise NotSupportedError("not supported: ApproximateEngine (best-first proof search); use "
+                                    "ExactEngine(model), with Network(..., k=K) for top-k grounding where exact "
+                                    "inference is too big")
         self.solver = engine
 
     def add_tensor_source(self, name: str, source: Any) -> None:
@@ -154,11 +163,31 @@ class Model:
         self.eval_mode = True
         for network in self.networks.values():
             network.eval()
+        self._forget_chosen()
 
     def train(self) -> None:
         self.eval_mode = False
         for network in self.networks.values():
             network.train()
+        self._forget_chosen()
+
+    def _choose(self, network: str, inputs: list[Term]) -> list[Term]:
+        """``Network(k=...)``: in eval mode, the ``k`` most probable values of a call on numbers of the program
+        (DeepProbLog's top-k); in training, and for calls on tensors, every value (exact)."""
+        domain = list(self.program.neural_predicate(network).domain)
+        numbers = all(isinstance(t, Constant) and isinstance(t.value, (int, float)) for t in inputs)
+        if not self.eval_mode or not numbers:
+            return domain
+        net = self.networks[network]
+        with torch.no_grad():
+            probabilities = net(*(torch.tensor([t.value]) for t in inputs)).reshape(-1)
+        top = probabilities.topk(min(net.k, len(domain))).indices.tolist()
+        return [domain[i] for i in top]
+
+    def _forget_chosen(self) -> None:
+        """Circuits grounded through top-k choices depend on the networks' outputs: compile them again."""
+        if self.program.top_k:
+            self.nesy._compiled.clear()
 
     def save_state(self, filename: str | PathLike | IO[bytes], complete: bool = False) -> None:
         """A zip with ``parameters`` and one entry per network, in DeepProbLog's format."""
@@ -209,7 +238,7 @@ class Model:
         return {"total_time": time.perf_counter() - start, "ground_times": ground_times,
                 "compile_times": compile_times}
 
-    def register_foreign(self, *args: Any, **kwargs: Any) -> None:
+    def register_foreign(self, func, function_name, arity_in, arity_out) -> None:
         raise NotSupportedError("not supported: register_foreign (Python predicates in the program)")
 
     def get_hyperparameters(self) -> dict:
@@ -235,6 +264,8 @@ class Model:
 
     def _evaluate(self, prepared: list[_Prepared]) -> list[tuple[CompiledQuery | None, torch.Tensor | None]]:
         """``(compiled, log-probabilities of its answers)`` per query; ``(None, None)`` for a query without proof."""
+        if self.eval_mode:
+            self._forget_chosen()
         groups: dict[str, list[int]] = defaultdict(list)
         for i, p in enumerate(prepared):
             groups[p.template.key].append(i)

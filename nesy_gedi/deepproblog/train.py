@@ -55,9 +55,13 @@ class TrainObject:
         self.interrupt = False
         self.trainer: Trainer | None = None
 
-    def get_loss(self, batch: list, loss_function_name: str = "cross_entropy") -> torch.Tensor:
+    def get_loss(self, batch: list, backpropagate_loss: str | Callable) -> torch.Tensor:
         """The batch's mean loss against each query's target probability: DeepProbLog's cross-entropy, or
-        ``mse``, the squared difference of the probabilities."""
+        ``mse``, the squared difference of the probabilities; ``backpropagate_loss`` is the loss's name or
+        DeepProbLog's function of that name (``GraphSemiring.cross_entropy``, ``.mse``)."""
+        loss_function_name = getattr(backpropagate_loss, "__name__", backpropagate_loss)
+        if loss_function_name not in LOSSES:
+            raise NotSupportedError(f"not supported: loss {loss_function_name!r}; use one of {', '.join(LOSSES)}")
         log_p, kept = self.model.log_likelihoods(batch)
         if not kept:
             return torch.zeros((), requires_grad=True)
@@ -161,7 +165,7 @@ class TrainObject:
             self.logger.log_list(self.i, value)
             print("Test: ", value)
 
-    def get_loss_with_negatives(self, batch: list, backpropagate_loss=None) -> torch.Tensor:
+    def get_loss_with_negatives(self, batch: list, backpropagate_loss) -> torch.Tensor:
         raise NotSupportedError("not supported: with_negatives=True (negative examples from other outputs); "
                                 "add the negative queries to the dataset with p=0")
 

@@ -12,6 +12,7 @@ all of them at the same update.  Rank 0 alone writes files.  Every rank compiles
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -20,6 +21,12 @@ import torch.distributed as dist
 
 from ..draws import device_generator
 from ..errors import DataError
+
+
+def _leave() -> None:
+    """Close this process's side of the group at exit (gloo aborts the interpreter when it is left open)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 @dataclass
@@ -48,6 +55,7 @@ class Distributed:
             return cls(device=device)
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            atexit.register(_leave)
         return cls(dist.get_rank(), dist.get_world_size(), device)
 
     def own_generator(self, seed: int, shared: torch.Generator) -> torch.Generator:

@@ -7,7 +7,7 @@ from .._unsupported import refuse
 from .engine import Engine
 
 APPROXIMATE = ("ApproximateEngine (nesy_gedi evaluates queries exactly on batched circuits)",
-               "use ExactEngine(model)")
+               "use ExactEngine(model), with Network(..., k=K) for top-k grounding where exact inference is too big")
 
 
 def wrap_tensor(x, store):

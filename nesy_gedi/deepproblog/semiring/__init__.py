@@ -3,13 +3,15 @@ them) and ``Semiring``, whose formula evaluation nesy_gedi replaces by log-semir
 
 from __future__ import annotations
 
+from problog.evaluator import Semiring as ProbLogSemiring
+
 from .._unsupported import refuse
 from ..model import Result
 
 __all__ = ["Result", "Semiring"]
 
 
-class Semiring:
+class Semiring(ProbLogSemiring):  # ProbLog's semiring interface, as DeepProbLog's; it cannot be built here
     def __init__(self, model, substitution, values) -> None:
         refuse("Semiring (DeepProbLog's formula evaluation)",
                "nesy_gedi evaluates log-semiring tensor circuits; use Model.solve")

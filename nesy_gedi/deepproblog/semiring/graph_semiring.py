@@ -29,6 +29,19 @@ def get_hook(optimizer, i):
 
 
 class GraphSemiring(Semiring):
+    def value(self, a, key=None):
+        refuse("GraphSemiring.value (DeepProbLog's formula evaluation)", "use Model.solve")
+
+    def is_one(self, a):
+        refuse("GraphSemiring.is_one (DeepProbLog's formula evaluation)", "use graph_semiring.is_exact_one")
+
+    def is_zero(self, a):
+        refuse("GraphSemiring.is_zero (DeepProbLog's formula evaluation)", "use graph_semiring.is_exact_zero")
+
+    @staticmethod
+    def cross_entropy(result, target: float, weight: float, q=None, eps: float = 1e-12) -> float:
+        refuse("GraphSemiring.cross_entropy", "train_model(..., loss_function_name='cross_entropy')")
+
     @staticmethod
     def mse(result, target: float, weight: float, q=None) -> float:
         refuse("GraphSemiring.mse", "train_model(..., loss_function_name='mse')")

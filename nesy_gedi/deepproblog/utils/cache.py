@@ -12,7 +12,7 @@ T = TypeVar("T")
 
 
 class Cache(Generic[K, T]):
-    def __init__(self, func: Callable[[K], T], cache: bool, cache_root=None,
+    def __init__(self, func: Callable[[K], T], cache: bool, cache_root,
                  key_func: Callable[[K], Hashable] = lambda x: x) -> None:
         if cache_root is not None:
             refuse("Cache(cache_root=...) (an on-disk cache of pickled files)", "cache in memory (cache_root=None)")

@@ -57,8 +57,11 @@ class SmallNet(nn.Module):
         return self.classifier(self.features(x).view(-1, self.N))
 
 
-def smallnet(pretrained: bool = False, **kwargs) -> SmallNet:
-    """A :class:`SmallNet`; ``pretrained=True`` (ImageNet weights from the web) is not supported here."""
+def smallnet(pretrained: bool = False, model=None, **kwargs) -> SmallNet:
+    """A :class:`SmallNet`; ``pretrained=True`` (ImageNet weights from the web) and ``model`` (a torchvision model to
+    take weights from) are not supported here."""
+    if model is not None:
+        raise NotSupportedError("not supported: smallnet(model=...); load your own weights with load_state_dict")
     if pretrained:
         raise NotSupportedError("not supported: smallnet(pretrained=True) (downloads weights); load your own with "
                                 "load_state_dict")
