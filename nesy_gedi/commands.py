@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 import torch
 
 from .errors import Interrupted, NesyError
+from .train.distributed import leaving_on_error
 
 
 def _checked(kind: type, accept, requirement: str):
@@ -124,7 +125,13 @@ def add_common_arguments(parser: argparse.ArgumentParser, device: bool = True, d
 
 def run_command(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> int:
     """Run ``main(argv)``; print a user's mistake as one ``error:`` line. Returns the exit code."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    code = _run_command(main, list(sys.argv[1:] if argv is None else argv))
+    if code:
+        leaving_on_error()  # under torchrun: leave without waiting for the other ranks
+    return code
+
+
+def _run_command(main: Callable[[Sequence[str] | None], object], args: list[str]) -> int:
     debug = "--debug" in args
     try:
         main(args)

@@ -65,7 +65,7 @@ def log_batch_mean(logits: torch.Tensor, ranks: Distributed | None = None) -> to
         return torch.logsumexp(log_p, dim=0) - math.log(logits.shape[0])
     count = log_p.new_tensor([float(logits.shape[0])])
     parts = ranks.gather(torch.cat([torch.logsumexp(log_p, dim=0), count]))  # [ranks, K + 1]
-    return torch.logsumexp(parts[:, :-1], dim=0) - math.log(float(parts[:, -1].sum()))
+    return torch.logsumexp(parts[:, :-1], dim=0) - parts[:, -1].detach().sum().log()  # no host sync
 
 
 def uniformity_loss(logits: torch.Tensor, ranks: Distributed | None = None) -> torch.Tensor:

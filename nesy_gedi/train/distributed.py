@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
+from datetime import timedelta
 from dataclasses import dataclass
 
 import torch
@@ -23,10 +25,38 @@ from ..draws import device_generator
 from ..errors import DataError
 
 
+_leaving_on_error = False
+
+
+def leaving_on_error() -> None:
+    """Mark this process as exiting on an error: at exit it then closes its group without waiting for the others
+    (which may be blocked in a collective it will never join)."""
+    global _leaving_on_error
+    _leaving_on_error = True
+
+
+def _note_uncaught(hook):  # type: ignore[no-untyped-def]
+    def excepthook(*args):  # type: ignore[no-untyped-def]
+        leaving_on_error()
+        hook(*args)
+    return excepthook
+
+
 def _leave() -> None:
-    """Close this process's side of the group at exit (gloo aborts the interpreter when it is left open)."""
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    """Close this process's side of the group at exit (gloo aborts the interpreter when it is left open).  A process
+    that ends normally first waits for the others (at most 5 minutes): a gloo rank that closes while a peer is still
+    connected can abort with "terminate called without an active exception"."""
+    if not dist.is_initialized():
+        return
+    if not _leaving_on_error:
+        try:
+            if dist.get_backend() == "gloo":
+                dist.monitored_barrier(timeout=timedelta(minutes=5))
+            else:
+                dist.barrier()
+        except RuntimeError:  # a peer left early; closing is all that is left to do
+            pass
+    dist.destroy_process_group()
 
 
 @dataclass
@@ -56,6 +86,7 @@ class Distributed:
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
             atexit.register(_leave)
+            sys.excepthook = _note_uncaught(sys.excepthook)
         return cls(dist.get_rank(), dist.get_world_size(), device)
 
     def own_generator(self, seed: int, shared: torch.Generator) -> torch.Generator:
