@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import torch
-from problog.logic import Constant, Term, Var
+from problog.logic import Constant, Term, Var, term2list
 from torch import nn
 
 from .compiled import CompiledQuery
 from .errors import InputError, NesyError, NoProofError, UnknownNetworkError
 from .grounding import Grounder
 from .learnable import LearnableProbabilities
-from .program import Program
+from .program import NN_TENSOR, Program
 from .template import PLACEHOLDER, QueryTemplate
 
 Network = Callable[..., torch.Tensor]
@@ -46,7 +46,11 @@ class QueryResult:
         """The inputs (argument ``position``) of every call of ``network``, row-aligned with ``logits[network]``."""
         if network not in self.call_inputs:
             raise InputError(f"the query calls no network {network!r}; it calls {', '.join(self.call_inputs) or 'none'}")
-        return torch.cat([inputs[names[position]] for names in self.call_inputs[network]], dim=0)
+        names = [names[position] for names in self.call_inputs[network]]
+        missing = sorted({n for n in names if n not in inputs})
+        if missing:
+            raise InputError(f"network {network} reads {', '.join(missing)}, which are not query inputs")
+        return torch.cat([inputs[name] for name in names], dim=0)
 
     def probs(self) -> torch.Tensor:
         return self.log_probs.exp()
@@ -62,7 +66,9 @@ class NeSyModel(nn.Module):
     ``networks`` maps each network name used by the program's ``nn`` annotations
     to a callable (usually an ``nn.Module``) from input tensors ``[batch, ...]``
     to logits: ``[batch, K]`` for a K-valued annotated disjunction (softmax is
-    applied here), ``[batch]`` or ``[batch, 1]`` for a neural fact (sigmoid).
+    applied here), ``[batch]`` or ``[batch, 1]`` for a neural fact (sigmoid), any ``[batch, ...]`` tensor for a
+    tensor network (``nn/3``), which other networks then receive.  A network called on a number of the program gets
+    a ``[batch]`` tensor; on another constant (an atom, a string), a list of ``batch`` copies of the ProbLog term.
 
     A program with learnable probabilities (``t(P)::a``, ``t(_)::a``) gets :attr:`learnable`, a module whose
     logits any torch optimizer trains (:mod:`nesy_gedi.learnable`; ``model.learnable.named()`` reads them);
@@ -278,6 +284,11 @@ class NeSyModel(nn.Module):
         probs = self.forward(query, {}).log_probs[0].exp().tolist()
         return list(zip(compiled.answers, compiled.answer_terms, probs))
 
+    def input_resolver(self, batch: int = 1, device: torch.device | None = None) -> Callable[[Term, str], object]:
+        """``resolve(term, network)``: what ``network`` receives for a ground input term of the program (a number,
+        a constant, an ``nn/3`` network's output), for ``batch`` elements; see :class:`_InputResolver`."""
+        return _InputResolver(self, None, {}, batch, device)
+
     def _network_outputs(
         self, compiled: CompiledQuery, template: QueryTemplate, inputs: Mapping[str, torch.Tensor], batch: int
     ) -> tuple[torch.Tensor | None, tuple[tuple[int, int], ...], dict[str, torch.Tensor],
@@ -300,20 +311,12 @@ class NeSyModel(nn.Module):
         logits_of: dict[str, torch.Tensor] = {}
         names_of: dict[str, list[tuple[str, ...]]] = {}
         device = next((t.device for t in inputs.values()), None)
+        resolve = _InputResolver(self, template, inputs, batch, device)
         for name, indices in by_network.items():
             arity = len(calls[indices[0]].inputs)
             names_of[name] = [tuple(_input_name(template, calls[i].inputs[j]) for j in range(arity)) for i in indices]
-            args = []
-            for j in range(arity):
-                tensors = [inputs[names[j]] if names[j] in inputs else
-                           _number_input(calls[i].inputs[j], template, batch, device or self._device_of(name))
-                           for names, i in zip(names_of[name], indices)]
-                args.append(tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim=0))
-            try:
-                logits = self.network(name)(*args)
-            except (RuntimeError, ValueError, TypeError) as exc:
-                shapes = ", ".join(str(tuple(a.shape)) for a in args)
-                raise InputError(f"network {name} failed on inputs of shape {shapes}: {exc}") from exc
+            args = [_concat([resolve(calls[i].inputs[j], name) for i in indices]) for j in range(arity)]
+            logits = _call(self.network(name), name, args)
             is_fact = calls[indices[0]].is_fact
             expected = len(indices) * batch
             if is_fact:
@@ -344,20 +347,77 @@ class NeSyModel(nn.Module):
 
 
 def _input_name(template: QueryTemplate, term: Term) -> str:
-    """The query input a network reads, or (a number of the program, e.g. ``swap(4, 2, Z)``) the number itself."""
-    if isinstance(term, Constant) and isinstance(term.value, (int, float)):
-        return str(term)
+    """The query input a network reads, or the term itself (a number, a constant, a tensor network's output)."""
     if isinstance(term, Term) and term.functor == PLACEHOLDER:
         return template.input_name(term)
-    raise InputError(f"network input {term} in query {template.term} is neither a tensor input nor a number")
+    return str(term)
 
 
-def _number_input(term: Term, template: QueryTemplate, batch: int, device: torch.device) -> torch.Tensor:
-    """A number given to a network as a ``[batch]`` tensor (long for an integer)."""
-    if not (isinstance(term, Constant) and isinstance(term.value, (int, float))):
-        raise InputError(f"network input {term} in query {template.term} is neither a tensor input nor a number")
-    dtype = torch.long if isinstance(term.value, int) else torch.get_default_dtype()
-    return torch.full((batch,), term.value, dtype=dtype, device=device)
+NetworkInput = torch.Tensor | list  # a [batch, ...] tensor, or batch copies of a constant term
+
+
+class _InputResolver:
+    """The value a network call receives for one input term, for every batch element:
+
+    * a query input (a placeholder of the template): its ``[batch, ...]`` tensor;
+    * a number of the program (``swap(4, 2, Z)``): a ``[batch]`` tensor, long for an integer;
+    * ``'$tensor'(Net, Inputs)``, the output of a tensor network (``nn/3``): that network on its own resolved
+      inputs, computed once per evaluation;
+    * any other ground term (an atom, a string): a list of ``batch`` copies of the ProbLog term.
+    """
+
+    def __init__(self, model: "NeSyModel", template: QueryTemplate | None, inputs: Mapping[str, torch.Tensor],
+                 batch: int, device: torch.device | None) -> None:
+        self.model, self.template, self.inputs, self.batch, self.device = model, template, inputs, batch, device
+        self.tensors: dict[str, torch.Tensor] = {}
+
+    def __call__(self, term: Term, network: str) -> NetworkInput:
+        if isinstance(term, Term) and term.functor == PLACEHOLDER and self.template is not None:
+            return self.inputs[self.template.input_name(term)]
+        if isinstance(term, Constant) and isinstance(term.value, (int, float)):
+            dtype = torch.long if isinstance(term.value, int) else torch.get_default_dtype()
+            device = self.device or self.model._device_of(network)
+            return torch.full((self.batch,), term.value, dtype=dtype, device=device)
+        if isinstance(term, Term) and term.functor == NN_TENSOR and term.arity == 2:
+            return self._tensor(term)
+        if isinstance(term, Var) or not term.is_ground():
+            where = f" in query {self.template.term}" if self.template is not None else ""
+            raise InputError(f"network {network} is called on {term}{where}, which is not ground; bind its "
+                             "inputs before the call")
+        return [term] * self.batch
+
+    def _tensor(self, term: Term) -> torch.Tensor:
+        key = str(term)
+        if key not in self.tensors:
+            name = str(term.args[0])
+            args = [self(a, name) for a in term2list(term.args[1], deep=False)]
+            out = _call(self.model.network(name), name, args)
+            if not isinstance(out, torch.Tensor) or out.dim() == 0 or out.shape[0] != self.batch:
+                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise InputError(f"network {name} (nn/3) must return a tensor [batch, ...]; got {shape} for "
+                                 f"{self.batch} inputs")
+            self.tensors[key] = out
+        return self.tensors[key]
+
+
+def _concat(values: list[NetworkInput]) -> NetworkInput:
+    """The inputs of several calls, call-major."""
+    if len(values) == 1:
+        return values[0]
+    if all(isinstance(v, list) for v in values):
+        return [item for v in values for item in v]
+    if any(isinstance(v, list) for v in values):
+        raise InputError("a network is called on tensors in some calls and on constant terms in others, at one "
+                         "argument position; give it one kind")
+    return torch.cat(values, dim=0)
+
+
+def _call(network: Network, name: str, args: list[NetworkInput]) -> torch.Tensor:
+    try:
+        return network(*args)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        shapes = ", ".join(str(tuple(a.shape)) if isinstance(a, torch.Tensor) else f"{len(a)} terms" for a in args)
+        raise InputError(f"network {name} failed on inputs of shape {shapes}: {exc}") from exc
 
 
 def _batch_size(inputs: Mapping[str, torch.Tensor], query: str) -> int:

@@ -8,6 +8,11 @@ A program is ordinary ProbLog plus two kinds of neural annotations:
   may be written ``[0..9]``.
 * ``nn(Net, [X1,..,Xk]) :: p(...) [:- Body].`` a *neural fact*: the network
   gives the probability (through a sigmoid of its single logit) that it holds.
+* ``nn(Net, [X1,..,Xk], Y) :: p(..., Y, ...) [:- Body].`` a *tensor network*
+  (DeepProbLog's deterministic ``nn/3``): ``p`` holds with probability 1 and
+  ``Y`` is the term ``'$tensor'(Net, [X1,..,Xk])``, which stands for the
+  network's output; other networks take it as input (e.g. an encoder of a
+  sentence read by several classifiers).
 
 Both are rewritten into plain ProbLog whose probability labels are symbolic
 terms ``'$nn'(Net, Inputs, I)`` (index ``I`` into the domain) and
@@ -39,6 +44,7 @@ from .learnable import LearnableGroup, LearnableLabel, start_value
 
 NN_AD = "$nn"
 NN_FACT = "$nnf"
+NN_TENSOR = "$tensor"  # '$tensor'(Net, Inputs): the output of a tensor network (nn/3) on Inputs
 LEARNABLE = "$t"  # '$t'(I): learnable probability I of the program
 TOP_K_PREFIX = "$k_"  # the alternatives of a neural disjunction whose values are chosen while grounding
 TOP_K_MEMBER = "$k_member"
@@ -54,16 +60,17 @@ _RANGE = re.compile(r"\[\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*\]")
 
 @dataclass(frozen=True)
 class NeuralPredicate:
-    """One ``nn/4`` or ``nn/2`` declaration of a program."""
+    """One ``nn/4``, ``nn/2`` or ``nn/3`` declaration of a program."""
 
     network: str
     signature: str  # e.g. "digit/2"
     n_inputs: int
-    domain: tuple[Term, ...] | None  # None for a neural fact
+    domain: tuple[Term, ...] | None  # None for a neural fact or a tensor network
+    is_tensor: bool = False  # nn/3: the network's output is a tensor term, no probability
 
     @property
     def is_fact(self) -> bool:
-        return self.domain is None
+        return self.domain is None and not self.is_tensor
 
 
 class _Subst(dict):
@@ -217,14 +224,10 @@ class Program:
         self._parse(_expand_ranges(text), str(path))
 
     def _add_neural(self, head: Term, body: Term | None, label: Term, where: str) -> None:
-        if label.arity == 3:
-            raise ProgramError(f"{where}: not supported: {label}, a network whose output is a tensor term "
-                               "(DeepProbLog's deterministic nn/3, e.g. its WAP example's rnn); give the network a "
-                               "domain, nn(Net, Inputs, Out, Domain)")
-        if label.arity not in (2, 4):
+        if label.arity not in (2, 3, 4):
             raise ProgramError(
-                f"{where}: neural annotation must be nn(Net, Inputs, Out, Domain) or "
-                f"nn(Net, Inputs), got {label}"
+                f"{where}: neural annotation must be nn(Net, Inputs, Out, Domain), nn(Net, Inputs) or "
+                f"nn(Net, Inputs, Out), got {label}"
             )
         net, inputs = label.args[0], label.args[1]
         if not (isinstance(net, Term) and net.arity == 0 and not isinstance(net, Var)):
@@ -236,17 +239,26 @@ class Program:
         if not input_list:
             raise ProgramError(f"{where}: {label} has no inputs")
         signature = f"{head.functor}/{head.arity}"
+        if any(n.network == str(net) and n.is_tensor != (label.arity == 3) for n in self.neural):
+            raise ProgramError(f"{where}: network {net} is declared both with nn/3 (a tensor output) and with a "
+                               "domain or as a fact; a network is one or the other")
         body = body if body is not None else Term("true")
         if label.arity == 2:
             self.neural.append(NeuralPredicate(str(net), signature, len(input_list), None))
             fact = head.with_probability(Term(NN_FACT, net, inputs))
             self.problog_program.add_clause(Clause(fact, body) if body != Term("true") else fact)
             return
-        out, domain = label.args[2], label.args[3]
+        out = label.args[2]
         if not isinstance(out, Var) or out not in head.args:
             raise ProgramError(
                 f"{where}: output {out} of {label} must be a variable that appears in {head}"
             )
+        if label.arity == 3:
+            self.neural.append(NeuralPredicate(str(net), signature, len(input_list), None, is_tensor=True))
+            fact = head.with_probability(None).apply(_Subst({out.name: Term(NN_TENSOR, net, inputs)}))
+            self.problog_program.add_clause(Clause(fact, body) if body != Term("true") else fact)
+            return
+        domain = label.args[3]
         try:
             values = term2list(domain, deep=False)
         except Exception:

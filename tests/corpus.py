@@ -148,6 +148,5 @@ NOT_SUPPORTED = {
     "cut": ("0.3::a. 0.6::b. p :- a, !. p :- b. query(p).", "cut"),
     "if-then-else": ("0.3::a. p :- (a -> true ; fail). query(p).", "if-then-else"),
     "assert": ("p :- assertz(q). query(p).", "assertz"),
-    "deterministic network": ("nn(rnn, [T], E) :: rnn(T, E). query(rnn(1, 2)).", "a network whose output is a tensor"),
     "learnable probability per grounding": ("t(_, X)::a(X). query(a(1)).", "a learnable label takes one argument"),
 }

@@ -82,11 +82,13 @@ class Model:
             self.networks[network.name] = network
             network.model = self
         facts = {n.network: n.is_fact for n in program.neural}
+        tensors = {n.network for n in program.neural if n.is_tensor}  # nn/3: the module's output as it is
         missing = sorted(set(facts) - set(self.networks))
         if missing:
             raise NesyError(f"{program.source} uses network(s) {', '.join(missing)} but the model was given "
                             f"{', '.join(sorted(self.networks)) or 'none'}")
-        outputs = {name: ProbabilityOutputs(net, facts.get(name, False)) for name, net in self.networks.items()}
+        outputs = {name: net if name in tensors else ProbabilityOutputs(net, facts.get(name, False))
+                   for name, net in self.networks.items()}
         self.nesy = NeSyModel(program, outputs)
         if top_k:
             register_top_k(self.nesy.grounder, self._choose)
@@ -96,6 +98,7 @@ class Model:
         self.eval_mode = False
         self._ground_only: set[str] = set()
         self._warned: set[str] = set()
+        self._choice_inputs = None  # the network inputs of the top-k choices of the current evaluation
         self.optimizer = Optimizer(self)
 
     @property
@@ -172,20 +175,24 @@ class Model:
         self._forget_chosen()
 
     def _choose(self, network: str, inputs: list[Term]) -> list[Term]:
-        """``Network(k=...)``: in eval mode, the ``k`` most probable values of a call on numbers of the program
-        (DeepProbLog's top-k); in training, and for calls on tensors, every value (exact)."""
+        """``Network(k=...)``: in eval mode, the ``k`` most probable values of a call on terms of the program
+        (numbers, constants, outputs of ``nn/3`` networks on them: DeepProbLog's top-k); in training, and for calls
+        on the query's tensors, every value (exact)."""
         domain = list(self.program.neural_predicate(network).domain)
-        numbers = all(isinstance(t, Constant) and isinstance(t.value, (int, float)) for t in inputs)
-        if not self.eval_mode or not numbers:
+        if not self.eval_mode or not all(t.is_ground() and not _mentions(t, PLACEHOLDER) for t in inputs):
             return domain
         net = self.networks[network]
+        if self._choice_inputs is None:  # one per evaluation: an nn/3 output read by several choices is computed once
+            self._choice_inputs = self.nesy.input_resolver()
+        resolve = self._choice_inputs
         with torch.no_grad():
-            probabilities = net(*(torch.tensor([t.value]) for t in inputs)).reshape(-1)
+            probabilities = net(*(resolve(t, network) for t in inputs)).reshape(-1)
         top = probabilities.topk(min(net.k, len(domain))).indices.tolist()
         return [domain[i] for i in top]
 
     def _forget_chosen(self) -> None:
         """Circuits grounded through top-k choices depend on the networks' outputs: compile them again."""
+        self._choice_inputs = None
         if self.program.top_k:
             self.nesy._compiled.clear()
 
@@ -349,3 +356,8 @@ def _fill(term: Term, tensors: list[Term]) -> Term:
     if term.arity == 0:
         return term
     return term.with_args(*(_fill(a, tensors) for a in term.args))
+
+
+def _mentions(term: Term, functor: str) -> bool:
+    """Whether ``functor`` occurs anywhere in ``term``."""
+    return term.functor == functor or any(_mentions(a, functor) for a in term.args if isinstance(a, Term))
