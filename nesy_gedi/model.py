@@ -49,7 +49,8 @@ class QueryResult:
         names = [names[position] for names in self.call_inputs[network]]
         missing = sorted({n for n in names if n not in inputs})
         if missing:
-            raise InputError(f"network {network} reads {', '.join(missing)}, which are not query inputs")
+            raise InputError(f"network {network} reads {', '.join(missing)} (a number, a constant or an nn/3 "
+                             "network's output), not only query inputs; its inputs cannot be listed as tensors")
         return torch.cat([inputs[name] for name in names], dim=0)
 
     def probs(self) -> torch.Tensor:
@@ -415,7 +416,9 @@ def _concat(values: list[NetworkInput]) -> NetworkInput:
 def _call(network: Network, name: str, args: list[NetworkInput]) -> torch.Tensor:
     try:
         return network(*args)
-    except (RuntimeError, ValueError, TypeError) as exc:
+    except NesyError:
+        raise
+    except Exception as exc:  # the user's network: say which one failed, on what, and why
         shapes = ", ".join(str(tuple(a.shape)) if isinstance(a, torch.Tensor) else f"{len(a)} terms" for a in args)
         raise InputError(f"network {name} failed on inputs of shape {shapes}: {exc}") from exc
 

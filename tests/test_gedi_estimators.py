@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from nesy_gedi.gedi import EstimatorConfig, GEDIObjective, GEDIWeights, annealed_langevin, dsm_loss
+from nesy_gedi.gedi import EstimatorConfig, GEDIObjective, GEDIWeights, SGLDConfig, annealed_langevin, dsm_loss
+from nesy_gedi.gedi.estimators import recovery_negatives
 
 
 class Quadratic(nn.Module):
@@ -60,14 +61,14 @@ def test_the_objective_trains_the_generative_term_with_either_estimator():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(16, 32), nn.SiLU(), nn.Linear(32, 3))
     x = torch.rand(8, 1, 4, 4) * 2 - 1
-    for name in ("sgld", "dsm"):
+    for name in ("sgld", "dsm", "recovery"):
         gedi = GEDIObjective(net, (1, 4, 4), GEDIWeights(gen=1.0), device="cpu",
                              generator=torch.Generator().manual_seed(0), estimator=EstimatorConfig(name))
         terms = gedi(x, x.flip(0), data=x)
         net.zero_grad()
         terms.gen.backward()
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters()), name
-        expected = {"data_energy", "sample_energy"} if name == "sgld" else {"data_energy", "noisy_energy"}
+        expected = {"data_energy", "noisy_energy"} if name == "dsm" else {"data_energy", "sample_energy"}
         assert set(terms.energies) == expected
 
 
@@ -89,3 +90,23 @@ def test_pretraining_with_dsm_writes_its_terms_and_samples(tmp_path):
     assert all("noisy_energy" in line for line in lines[2:]) and not any("sample_energy" in line for line in lines)
     assert results["estimator"]["name"] == "dsm" and results["gen_saturation"] == {}
     assert (tmp_path / "samples_noise.png").is_file() and not (tmp_path / "sgld_samples.png").exists()
+
+
+def test_recovery_chains_start_at_the_noised_data_and_descend_the_energy():
+    """Zero steps: each negative is its image plus noise at one of the levels (no replay buffer); with steps, the
+    chains lower the energy of the well they start near, reproducibly from the generator."""
+    net = Quadratic(theta=1.0, mu=0.0)
+    images = torch.zeros(2000, 1, 4, 4)
+    sgld = SGLDConfig(step_size=0.2, noise=0.0)
+    config = EstimatorConfig("recovery", sigma_min=0.02, sigma_max=0.5, recovery_levels=3, recovery_steps=1)
+    start = recovery_negatives(net, images, EstimatorConfig("recovery", sigma_min=0.02, sigma_max=0.5,
+                                                            recovery_levels=3, recovery_steps=1),
+                               SGLDConfig(step_size=0.0, noise=0.0), torch.Generator().manual_seed(0))
+    spread = start.flatten(1).std(1)  # one level per image: 0.5, 0.1 or 0.02 (geometric)
+    for sigma in (0.5, 0.1, 0.02):
+        share = float(((spread / sigma - 1).abs() < 0.5).float().mean())
+        assert 0.25 < share < 0.42, (sigma, share)
+    moved = recovery_negatives(net, images, config, sgld, torch.Generator().manual_seed(0))
+    assert torch.allclose(moved, start * (1 - sgld.step_size))  # one step on E = |x|^2 / 2 from the same start
+    again = recovery_negatives(net, images, config, sgld, torch.Generator().manual_seed(0))
+    assert torch.equal(moved, again)

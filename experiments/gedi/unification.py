@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                    nrow=min(10, args.per_cluster))
         detection = ood_report(net, inside, outsides, ("energy",))["energy"]
         row = {"config": run.parent.name, "run": str(run), "seed": results["args"].get("seed"),
-               "estimator": estimator.name, "chain_steps": steps if estimator.name == "sgld" else "annealed",
+               "estimator": estimator.name, "chain_steps": "annealed" if estimator.name == "dsm" else steps,
                "nmi": results["nmi"], "matched_accuracy": results["matched_accuracy"],
                **sample_quality(judge, samples, test_features),
                **{f"{m}_{name}": v[m] for name, v in detection.items() for m in ("auroc", "fpr95")},

@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# The estimator comparison: 3 arms x 3 seeds of `nesy-gedi pretrain` (the default LeNet), two runs at a time on one thread
-# each, then the judge. Usage: bash experiments/gedi_estimators/run.sh [OUT] (default runs/gedi_estimators)
+# The estimator comparison: arms x 3 seeds of `nesy-gedi pretrain` (the default LeNet), two runs at a time on one thread
+# each, then the judge. Usage: bash experiments/gedi_estimators/run.sh [OUT [ARM...]]
+# (default runs/gedi_estimators, every arm; the summary keeps the rows of arms not run again)
 set -euo pipefail
 OUT=${1:-runs/gedi_estimators}
+shift || true
 COMMON="--steps 1500 --gen-after 500 --no-progress --log-every 250"
 declare -A ARMS=(
   [sgld]="--gen-estimator sgld"
   [dsm_w1]="--gen-estimator dsm --gen-weight 1"
   [dsm_w10]="--gen-estimator dsm --gen-weight 10"
+  [recovery]="--gen-estimator recovery"
 )
+SELECTED=("$@")
+if ((${#SELECTED[@]} == 0)); then SELECTED=(sgld dsm_w1 dsm_w10 recovery); fi
 jobs=()
-for arm in sgld dsm_w1 dsm_w10; do
+for arm in "${SELECTED[@]}"; do
   for seed in 0 1 2; do
     jobs+=("$arm $seed")
   done

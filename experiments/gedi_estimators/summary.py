@@ -54,6 +54,9 @@ def markdown(found: list[dict]) -> str:
 def main(argv: list[str]) -> None:
     out = Path(argv[0] if argv else "runs/gedi_estimators")
     found = rows(out)
+    if (HERE / "summary.json").exists():  # arms judged before and not run again keep their rows
+        again = {r["config"] for r in found}
+        found = [r for r in json.loads((HERE / "summary.json").read_text()) if r["config"] not in again] + found
     (HERE / "summary.json").write_text(json.dumps(found, indent=1) + "\n")
     (HERE / "summary.md").write_text(markdown(found))
     print(markdown(found))

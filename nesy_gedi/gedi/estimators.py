@@ -10,6 +10,14 @@
   Its minimiser gives ``-E(x) / sigma_min`` as the log-density of the data smoothed at ``sigma_min``; the energy
   ranks inputs as ``E`` does (OOD scores unchanged) and the classifier ``softmax f(x)`` does not see the scale.
   Samples come from annealed Langevin dynamics over the same levels (:func:`annealed_langevin`).
+* ``recovery``: diffusion recovery likelihood (Gao et al., 2021) with the one network's energy.  Each image is
+  noised at one of ``recovery_levels`` levels ``sigma`` (geometric in ``[sigma_min, sigma_max]``) and a short chain
+  of ``recovery_steps`` SGLD steps on ``E`` (the SGLD step size and noise) starts from the noised image; its end is
+  the negative of the contrastive loss ``mean E(data) - mean E(negatives)``, with SGLD's energy L2 terms.  No
+  replay buffer and no chain from noise.  Gao et al. condition the energy on the noise level and tether each chain
+  to its noised image with ``||y - x~||^2 / (2 sigma^2)``; in their parametrisation (energy scaled by the squared
+  step) the tether's pull and the chain's noise vanish as the step factor ``b`` goes to 0, and here, with one
+  unconditioned energy, both are left out.  Fresh samples come from SGLD chains from noise, as for ``sgld``.
 """
 
 from __future__ import annotations
@@ -21,31 +29,40 @@ from typing import Callable
 import torch
 
 from .. import draws
-from .sgld import SGLDConfig, sample_from_noise
+from .sgld import SGLDConfig, langevin, sample_from_noise
 
-ESTIMATORS = ("sgld", "dsm")
+ESTIMATORS = ("sgld", "dsm", "recovery")
 
 
 @dataclass
 class EstimatorConfig:
-    """Which estimator trains the generative term, and the noise levels of ``dsm``.
+    """Which estimator trains the generative term, and the noise levels of ``dsm`` and ``recovery``.
 
     Each field's metadata names its command-line flag (:mod:`nesy_gedi.recipes.flags`)."""
 
     name: str = field(default="sgld", metadata={"flag": "--gen-estimator", "choices": ESTIMATORS,
                                                 "help": "how the generative term is trained: sgld (contrastive "
-                                                        "divergence with SGLD chains) or dsm (denoising score "
-                                                        "matching at several noise levels, no chain)"})
+                                                        "divergence with SGLD chains), dsm (denoising score "
+                                                        "matching at several noise levels, no chain) or recovery "
+                                                        "(short chains from noised data)"})
     sigma_min: float = field(default=0.02, metadata={"flag": "--dsm-sigma-min", "kind": "positive",
                                                      "help": "smallest noise level of dsm (images in [-1, 1])"})
     sigma_max: float = field(default=1.0, metadata={"flag": "--dsm-sigma-max", "kind": "positive",
                                                     "help": "largest noise level of dsm"})
+    recovery_levels: int = field(default=6, metadata={"flag": "--recovery-levels",
+                                                      "help": "noise levels of recovery (between --dsm-sigma-min "
+                                                              "and --dsm-sigma-max)"})
+    recovery_steps: int = field(default=10, metadata={"flag": "--recovery-steps",
+                                                      "help": "SGLD steps of each recovery chain"})
 
     def __post_init__(self) -> None:
         if self.name not in ESTIMATORS:
             raise ValueError(f"unknown estimator {self.name!r}; choose from {', '.join(ESTIMATORS)}")
         if not 0 < self.sigma_min <= self.sigma_max:
             raise ValueError(f"dsm needs 0 < sigma_min <= sigma_max, got {self.sigma_min} and {self.sigma_max}")
+        if self.recovery_levels < 1 or self.recovery_steps < 1:
+            raise ValueError(f"recovery needs at least one level and one step, got {self.recovery_levels} and "
+                             f"{self.recovery_steps}")
 
     def sigmas(self, levels: int) -> torch.Tensor:
         """``levels`` noise levels from ``sigma_max`` down to ``sigma_min``, geometrically spaced."""
@@ -72,6 +89,22 @@ def dsm_loss(network: Callable[[torch.Tensor], torch.Tensor], images: torch.Tens
     (grad,) = torch.autograd.grad(e.sum(), noisy, create_graph=True)
     loss = (grad - eps).pow(2).flatten(1).mean(1).mean()
     return loss, {"noisy_energy": e.detach().mean()}
+
+
+def recovery_negatives(network: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
+                       config: EstimatorConfig, sgld: SGLDConfig,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+    """The negatives of ``recovery`` for ``images`` ``[B, ...]``: each image noised at one of the levels, then
+    ``recovery_steps`` SGLD steps on ``E`` (detached; see the module's docstring)."""
+    n, device, levels = images.shape[0], images.device, config.recovery_levels
+    # level l of L: sigma_max (sigma_min / sigma_max)^(l / (L - 1)), as EstimatorConfig.sigmas (computed on the device)
+    level = (draws.rand(n, generator, device) * levels).floor().clamp_max(levels - 1)
+    fraction = level / (levels - 1) if levels > 1 else torch.ones_like(level)
+    sigma = config.sigma_max * (config.sigma_min / config.sigma_max) ** fraction
+    eps = draws.randn(images.shape, generator, device, images.dtype)
+    start = (images.detach() + sigma.view(n, *[1] * (images.dim() - 1)).to(images.dtype) * eps).clamp(sgld.low,
+                                                                                                       sgld.high)
+    return langevin(lambda x: _energy(network, x), start, sgld, config.recovery_steps, generator)
 
 
 def annealed_langevin(network: Callable[[torch.Tensor], torch.Tensor], n: int, shape: tuple[int, ...],

@@ -10,7 +10,8 @@ With ``p(y|x) = softmax f(x)`` and ``E(x) = -logsumexp_y f(x)_y``:
   replaces ``energy_l2`` on the samples' ``E(x')^2``: with 0 the pull on the samples' energy is
   ``-1`` everywhere and never vanishes, while the data's energy stays anchored at ``-1/(2 energy_l2)``
   (with the same penalty on both, chains that stall at ``E = +1/(2 energy_l2)`` get no gradient);
-  with the ``dsm`` estimator, ``L_gen`` is denoising score matching instead (:mod:`.estimators`);
+  with the ``dsm`` estimator, ``L_gen`` is denoising score matching instead; with ``recovery``, ``x'`` are short
+  chains from the noised data instead of SGLD from the replay buffer (:mod:`.estimators`);
 * invariance between two augmented views ``x1, x2`` of the same images, with
   gradients through both (no stop-gradient, no momentum encoder):
   ``L_inv = -1/2 mean_b sum_y [p(y|x1) log p(y|x2) + p(y|x2) log p(y|x1)]``;
@@ -42,7 +43,7 @@ import torch
 
 from ..train.distributed import Distributed
 from .cluster_sizes import ClusterSizes
-from .estimators import EstimatorConfig, dsm_loss
+from .estimators import EstimatorConfig, dsm_loss, recovery_negatives
 from .sgld import SGLDConfig, SGLDSampler
 
 
@@ -186,7 +187,12 @@ class GEDIObjective:
             energies["data_energy"] = energy(data_logits if data_logits is not None else logits1).detach().mean()
         elif w.gen > 0:
             data_energy = energy(data_logits if data_logits is not None else logits1)
-            samples = energy(self.network(self.sampler.sample(self.negatives or view1.shape[0])))
+            if self.estimator.name == "recovery":  # short chains from the noised data, no buffer
+                negatives = recovery_negatives(self.network, data if data is not None else view1, self.estimator,
+                                               self.sampler.config, self.generator)
+            else:
+                negatives = self.sampler.sample(self.negatives or view1.shape[0])
+            samples = energy(self.network(negatives))
             sample_l2 = w.energy_l2 if w.sample_l2 is None else w.sample_l2
             gen = (data_energy.mean() - samples.mean() + w.energy_l2 * data_energy.pow(2).mean()
                    + sample_l2 * samples.pow(2).mean())
