@@ -373,7 +373,10 @@ class _InputResolver:
         self.tensors: dict[str, torch.Tensor] = {}
 
     def __call__(self, term: Term, network: str) -> NetworkInput:
-        if isinstance(term, Term) and term.functor == PLACEHOLDER and self.template is not None:
+        if isinstance(term, Term) and term.functor == PLACEHOLDER:
+            if self.template is None:
+                raise InputError(f"network {network} is called on {term}, a query input, outside a query; "
+                                 "evaluate the query instead")
             return self.inputs[self.template.input_name(term)]
         if isinstance(term, Constant) and isinstance(term.value, (int, float)):
             dtype = torch.long if isinstance(term.value, int) else torch.get_default_dtype()

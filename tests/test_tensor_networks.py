@@ -120,3 +120,12 @@ def test_deepproblog_wap_style_networks_read_string_terms_and_learn_the_operator
     with torch.no_grad():
         ((answer, p),) = test_model.solve([_problems(1, 2)[0].variable_output()])[0].result.items()
     assert float(p) > 0.9
+
+
+def test_the_input_resolver_refuses_a_query_input_outside_a_query():
+    networks = {"enc": torch.nn.Linear(4, 5), "cls": torch.nn.Linear(5, 3), "par": torch.nn.Linear(5, 2)}
+    model = NeSyModel(ENCODED, networks)
+    resolve = model.input_resolver()
+    with pytest.raises(NesyError, match="network cls is called on \\$in\\(0\\), a query input, outside a query"):
+        resolve(Term("$in", Constant(0)), "cls")
+    assert resolve(Constant(3), "cls").tolist() == [3]
