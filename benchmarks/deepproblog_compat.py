@@ -19,7 +19,8 @@ network; it reports the learned probability too.  Writes ``benchmarks/deepproblo
 ``--examples --dpl-repo DIR`` runs DeepProbLog's own Forth Sort, Add and WAP scripts (from its installed
 package or, for WAP, its repository; data from ``DIR``, a checkout of its repository) with the import prefix
 rewritten, beside the unchanged ones, and reports the wall time and each run's last ``Test:`` accuracy
-(``--example`` picks some, ``--wap-epochs`` shortens WAP).  Writes ``benchmarks/deepproblog_examples.{json,md}``.
+(``--example`` picks some, the table keeps the others' rows; ``--wap-epochs`` shortens WAP).  Writes
+``benchmarks/deepproblog_examples.md``.
 
 ``--task list-sum`` runs a second script (``LIST_SCRIPT``): the sum of a list of
 1 to ``--max-length`` MNIST images through ``programs/list_sum.pl``, each list
@@ -245,12 +246,29 @@ def run_example(python: str, prefix: str, package: Path, repo: Path, name: str, 
     return {"example": name, "system": prefix, "seconds": seconds, "tests": [float(t) for t in tests]}
 
 
+EXAMPLES_TABLE = ROOT / "benchmarks" / "deepproblog_examples.md"
+
+
+def _table_rows(text: str) -> dict[str, dict]:
+    """The rows of a table written by :func:`examples` (one per example and prefix), read back so that running
+    some examples again keeps the others."""
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 7 or cells[0] in ("example", "---"):
+            continue
+        name, prefix, epochs, _, seconds, _, runs = cells
+        rows[f"{name} | {prefix.strip('`')}"] = {
+            "example": name, "system": prefix.strip("`"), "epochs": None if epochs == "as shipped" else int(epochs),
+            "mean_seconds": float(seconds), "last_tests": [float(t) for t in runs.split(",")]}
+    return rows
+
+
 def examples(python_dpl: Path, repo: Path, env: dict, repeats: int, names: list[str], wap_epochs: int) -> str:
-    """Runs the examples ``names`` and returns the table of every example run so far (kept in
-    ``benchmarks/deepproblog_examples.json``, one entry per example and prefix)."""
+    """Runs the examples ``names`` and returns the table of every example run so far (the rows of the others are
+    read back from :data:`EXAMPLES_TABLE`)."""
     package = _site_packages(python_dpl, "deepproblog")
-    store = ROOT / "benchmarks" / "deepproblog_examples.json"
-    rows = json.loads(store.read_text()) if store.exists() else {}
+    rows = _table_rows(EXAMPLES_TABLE.read_text()) if EXAMPLES_TABLE.exists() else {}
     for name in names:
         for python, prefix in ((sys.executable, "nesy_gedi.deepproblog"), (str(python_dpl), "deepproblog")):
             runs = []
@@ -260,7 +278,6 @@ def examples(python_dpl: Path, repo: Path, env: dict, repeats: int, names: list[
             rows[f"{name} | {prefix}"] = {
                 "example": name, "system": prefix, "epochs": wap_epochs if name == "Forth WAP" else None,
                 "mean_seconds": sum(r["seconds"] for r in runs) / repeats, "last_tests": [r["tests"][-1] for r in runs]}
-            store.write_text(json.dumps(rows, indent=2) + "\n")
     lines = ["# DeepProbLog's own example scripts, two import prefixes", "",
              "Made by `python -m benchmarks.deepproblog_compat --examples --dpl-repo DIR`: each script as DeepProbLog "
              "2.1.0 ships it, with its data, run with its imports and with `nesy_gedi.deepproblog`; the scripts set "
@@ -309,7 +326,7 @@ def benchmark(argv: list[str] | None = None) -> None:
             raise DataError("--examples needs --dpl-repo, a checkout of https://github.com/ML-KULeuven/deepproblog")
         text = examples(deepproblog_with_mnist(Path(args.dpl_venv), data_dir), args.dpl_repo, env, args.repeats,
                         args.example, args.wap_epochs)
-        (ROOT / "benchmarks" / "deepproblog_examples.md").write_text(text)
+        EXAMPLES_TABLE.write_text(text)
         print(text)
         return
     dpl = None
