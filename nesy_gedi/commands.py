@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import torch
 
 from .errors import Interrupted, NesyError
-from .train.distributed import leaving_on_error
+from .exit_state import leaving_on_error
 
 
 def _checked(kind: type, accept, requirement: str):

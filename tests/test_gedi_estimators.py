@@ -1,5 +1,6 @@
 """The generative term's estimators: denoising score matching recovers a known score, annealed Langevin moves to
-low energy, and both estimators train through the objective and the pretraining recipe."""
+low energy, recovery chains start at the noised data, the amortised sampler learns where the chains end, and every
+estimator trains through the objective and the recipes."""
 
 import json
 
@@ -9,6 +10,8 @@ from torch import nn
 
 from nesy_gedi.gedi import EstimatorConfig, GEDIObjective, GEDIWeights, SGLDConfig, annealed_langevin, dsm_loss
 from nesy_gedi.gedi.estimators import recovery_negatives
+from nesy_gedi.gedi.proposal import Proposal, cooperative_negatives, load_proposal
+from nesy_gedi.train.checkpoint import load_network
 
 
 class Quadratic(nn.Module):
@@ -61,7 +64,7 @@ def test_the_objective_trains_the_generative_term_with_either_estimator():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(16, 32), nn.SiLU(), nn.Linear(32, 3))
     x = torch.rand(8, 1, 4, 4) * 2 - 1
-    for name in ("sgld", "dsm", "recovery"):
+    for name in ("sgld", "dsm", "recovery", "amortised"):
         gedi = GEDIObjective(net, (1, 4, 4), GEDIWeights(gen=1.0), device="cpu",
                              generator=torch.Generator().manual_seed(0), estimator=EstimatorConfig(name))
         terms = gedi(x, x.flip(0), data=x)
@@ -69,6 +72,7 @@ def test_the_objective_trains_the_generative_term_with_either_estimator():
         terms.gen.backward()
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters()), name
         expected = {"data_energy", "noisy_energy"} if name == "dsm" else {"data_energy", "sample_energy"}
+        expected |= {"proposal_gap"} if name == "amortised" else set()
         assert set(terms.energies) == expected
 
 
@@ -110,3 +114,93 @@ def test_recovery_chains_start_at_the_noised_data_and_descend_the_energy():
     assert torch.allclose(moved, start * (1 - sgld.step_size))  # one step on E = |x|^2 / 2 from the same start
     again = recovery_negatives(net, images, config, sgld, torch.Generator().manual_seed(0))
     assert torch.equal(moved, again)
+
+
+def test_the_amortised_estimator_trains_the_network_and_its_generator_apart():
+    """The contrastive term's gradient reaches the network only; the generator's loss reaches the generator only."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(16, 32), nn.SiLU(), nn.Linear(32, 3))
+    x = torch.rand(8, 1, 4, 4) * 2 - 1
+    gedi = GEDIObjective(net, (1, 4, 4), GEDIWeights(gen=1.0), SGLDConfig(steps=3), device="cpu",
+                         generator=torch.Generator().manual_seed(0), estimator=EstimatorConfig("amortised"))
+    assert gedi.sampler is None and gedi.checkpointed_state() == {}  # no replay buffer
+    proposal = gedi.trained_modules()["proposal"]
+    terms = gedi(x, x.flip(0), data=x)
+    assert set(terms.energies) == {"data_energy", "sample_energy", "proposal_gap"}
+    terms.gen.backward(retain_graph=True)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+    assert all(p.grad is None for p in proposal.parameters())
+    net.zero_grad()
+    (terms.total - terms.gen - terms.invariance - 5.0 * terms.prior).backward()  # the generator's own loss
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in net.parameters())
+    assert all(p.grad is not None for p in proposal.parameters())
+    assert float(terms.energies["proposal_gap"]) > 0
+
+
+def test_the_generator_learns_to_propose_where_the_chains_end():
+    """A fixed energy well at 0.5: the proposals move there, as the short chains they are taught by do."""
+    net = Quadratic(theta=10.0, mu=0.5).requires_grad_(False)
+    proposal = Proposal(latent=8, shape=(1, 4, 4))
+    optimizer = torch.optim.Adam(proposal.parameters(), lr=1e-2)
+    generator = torch.Generator().manual_seed(0)
+    sgld = SGLDConfig(step_size=0.02, noise=0.005)
+    with torch.no_grad():
+        before = float((proposal.propose(256, generator) - 0.5).abs().mean())
+    for _ in range(150):
+        _, teaching = cooperative_negatives(lambda x: -net(x)[:, 0], proposal, 64, sgld, 5, generator)
+        optimizer.zero_grad()
+        teaching.backward()
+        optimizer.step()
+    with torch.no_grad():
+        after = float((proposal.propose(256, generator) - 0.5).abs().mean())
+    assert before > 0.3 and after < 0.05, (before, after)
+
+
+def test_an_amortised_model_samples_through_its_saved_generator(tmp_path):
+    """pretrain writes proposal.pt; the file rebuilds the same generator; a run resumes with it; fresh samples need
+    it; a network file is not one."""
+    from nesy_gedi.errors import DataError
+    from nesy_gedi.gedi.estimators import fresh_samples
+    from nesy_gedi.recipes import gedi_pretrain
+
+    args = ["--gen-estimator", "amortised", "--sgld-steps", "2", "--steps", "4", "--gen-after", "2", "--batch-size",
+            "32", "--train-size", "256", "--out", str(tmp_path), "--no-progress", "--checkpoint-every", "2"]
+    results = gedi_pretrain.main(args)
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert ["proposal_gap" in line for line in lines] == [False, False, True, True]
+    assert results["estimator"]["name"] == "amortised" and results["gen_saturation"]["updates"] == 2
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert set(checkpoint["modules"]) == {"net", "proposal"} and "replay_buffer" not in checkpoint["extra"]
+    proposal = load_proposal(tmp_path / "proposal.pt")
+    torch.testing.assert_close(proposal.state_dict(), checkpoint["modules"]["proposal"])
+    resumed = gedi_pretrain.main([*args[:args.index("--steps")], "--steps", "6",
+                                  *args[args.index("--steps") + 2:], "--resume"])
+    assert resumed["steps"] == 6
+    net = load_network(tmp_path / "mnist_net.pt")
+    estimator, sgld = EstimatorConfig("amortised"), SGLDConfig()
+    samples = fresh_samples(net, 5, (1, 28, 28), estimator, sgld, 3, torch.Generator().manual_seed(0),
+                            proposal=load_proposal(tmp_path / "proposal.pt"))
+    assert samples.shape == (5, 1, 28, 28) and float(samples.abs().max()) <= 1
+    with pytest.raises(ValueError, match="need its proposal network"):
+        fresh_samples(net, 5, (1, 28, 28), estimator, sgld, 3)
+    with pytest.raises(DataError, match="architecture 'mnist_cnn'"):
+        load_proposal(tmp_path / "mnist_net.pt")
+
+
+def test_amortised_trains_beside_the_nesy_loss(tmp_path):
+    """mnist_add with GEDI and the amortised estimator: its generator is in the optimizer and the checkpoint."""
+    from nesy_gedi.recipes import addition
+
+    addition.main(["--pairs", "evenodd", "--train-size", "64", "--test-size", "20", "--gedi-weight", "1",
+                   "--gen-estimator", "amortised", "--sgld-steps", "2", "--max-steps", "2", "--out", str(tmp_path),
+                   "--no-progress", "--schedule", "onecycle"])
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert set(checkpoint["modules"]) == {"net", "proposal"}
+    assert len(checkpoint["optimizer"]["param_groups"]) == 2 and "replay_buffer" not in checkpoint["extra"]
+
+
+def test_a_proposal_needs_images_it_can_make():
+    with pytest.raises(ValueError, match="divisible by 4"):
+        Proposal(8, (1, 30, 30))
+    with pytest.raises(ValueError, match="at least 1 dimension"):
+        EstimatorConfig("amortised", proposal_latent=0)

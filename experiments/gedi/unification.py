@@ -48,6 +48,7 @@ from nesy_gedi.errors import DataError
 from nesy_gedi.gedi import SGLDConfig, ood_report
 from nesy_gedi.gedi.ood import auroc, energy_scores
 from nesy_gedi.gedi.estimators import EstimatorConfig, fresh_conditional_samples, fresh_samples
+from nesy_gedi.gedi.proposal import load_proposal
 from nesy_gedi.gedi.sgld import fresh_chain_steps
 from nesy_gedi.metrics import cluster_matching
 from nesy_gedi.networks import MnistCNN
@@ -69,7 +70,8 @@ def run_estimator(results: dict) -> EstimatorConfig:
 
 def run_chain_steps(run_args: dict) -> int:
     """The fresh-chain length a run was trained for (see :func:`fresh_chain_steps`)."""
-    return fresh_chain_steps(run_args.get("sgld_steps", 0), run_args.get("sgld_restart", 0))
+    return fresh_chain_steps(run_args.get("sgld_steps", 0), run_args.get("sgld_restart", 0),
+                             run_args.get("gen_estimator", "sgld"))
 
 
 def add_judged_sampling_arguments(parser: argparse.ArgumentParser, out: str) -> None:
@@ -256,14 +258,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
         net, results = load_run(run, device)
         steps = run_chain_steps(results["args"]) if args.sgld_steps == "run" else args.sgld_steps
         estimator = run_estimator(results)
-        samples = fresh_samples(net, args.samples, (1, 28, 28), estimator, sgld, steps, generator, device)
+        proposal = load_proposal(run / "proposal.pt", device) if estimator.name == "amortised" else None
+        samples = fresh_samples(net, args.samples, (1, 28, 28), estimator, sgld, steps, generator, device,
+                                proposal=proposal)
         save_image(samples[:100].cpu() * 0.5 + 0.5, out / f"samples_{run.parent.name}_{run.name}.png", nrow=10)
         with torch.no_grad():
             test_logits = torch.cat([net(chunk) for chunk in inside.split(1000)])
         n_clusters = int(test_logits.shape[1])
         cluster_digit = cluster_matching(test_logits.argmax(1).cpu(), test.labels, max(n_clusters, 10))
         conditional = fresh_conditional_samples(net, args.per_cluster, n_clusters, (1, 28, 28), estimator, sgld,
-                                                steps, generator, device)
+                                                steps, generator, device, proposal)
         clusters = torch.arange(n_clusters).repeat_interleave(args.per_cluster)
         grid = conditional.view(n_clusters, args.per_cluster, 1, 28, 28)[:, :10].reshape(-1, 1, 28, 28)
         save_image(grid.cpu() * 0.5 + 0.5, out / f"conditional_{run.parent.name}_{run.name}.png",

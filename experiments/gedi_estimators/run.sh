@@ -11,9 +11,10 @@ declare -A ARMS=(
   [dsm_w1]="--gen-estimator dsm --gen-weight 1"
   [dsm_w10]="--gen-estimator dsm --gen-weight 10"
   [recovery]="--gen-estimator recovery"
+  [amortised]="--gen-estimator amortised"
 )
 SELECTED=("$@")
-if ((${#SELECTED[@]} == 0)); then SELECTED=(sgld dsm_w1 dsm_w10 recovery); fi
+if ((${#SELECTED[@]} == 0)); then SELECTED=(sgld dsm_w1 dsm_w10 recovery amortised); fi
 jobs=()
 for arm in "${SELECTED[@]}"; do
   for seed in 0 1 2; do

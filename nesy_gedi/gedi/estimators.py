@@ -18,6 +18,9 @@
   to its noised image with ``||y - x~||^2 / (2 sigma^2)``; in their parametrisation (energy scaled by the squared
   step) the tether's pull and the chain's noise vanish as the step factor ``b`` goes to 0, and here, with one
   unconditioned energy, both are left out.  Fresh samples come from SGLD chains from noise, as for ``sgld``.
+* ``amortised``: cooperative learning (:mod:`.proposal`): a small generator proposes the negatives, ``--sgld-steps``
+  SGLD steps on ``E`` revise them, and the generator learns to propose the revised images.  No replay buffer and
+  no chain from noise; fresh samples are the generator's proposals revised by the same short chain.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ from typing import Callable
 import torch
 
 from .. import draws
+from .proposal import Proposal, proposal_samples
 from .sgld import SGLDConfig, langevin, sample_from_noise
 
-ESTIMATORS = ("sgld", "dsm", "recovery")
+ESTIMATORS = ("sgld", "dsm", "recovery", "amortised")
 
 
 @dataclass
@@ -43,8 +47,9 @@ class EstimatorConfig:
     name: str = field(default="sgld", metadata={"flag": "--gen-estimator", "choices": ESTIMATORS,
                                                 "help": "how the generative term is trained: sgld (contrastive "
                                                         "divergence with SGLD chains), dsm (denoising score "
-                                                        "matching at several noise levels, no chain) or recovery "
-                                                        "(short chains from noised data)"})
+                                                        "matching at several noise levels, no chain), recovery "
+                                                        "(short chains from noised data) or amortised (a "
+                                                        "generator's proposals revised by short chains)"})
     sigma_min: float = field(default=0.02, metadata={"flag": "--dsm-sigma-min", "kind": "positive",
                                                      "help": "smallest noise level of dsm (images in [-1, 1])"})
     sigma_max: float = field(default=1.0, metadata={"flag": "--dsm-sigma-max", "kind": "positive",
@@ -54,6 +59,8 @@ class EstimatorConfig:
                                                               "and --dsm-sigma-max)"})
     recovery_steps: int = field(default=10, metadata={"flag": "--recovery-steps",
                                                       "help": "SGLD steps of each recovery chain"})
+    proposal_latent: int = field(default=64, metadata={"flag": "--proposal-latent",
+                                                       "help": "latent dimensions of amortised's generator"})
 
     def __post_init__(self) -> None:
         if self.name not in ESTIMATORS:
@@ -63,12 +70,16 @@ class EstimatorConfig:
         if self.recovery_levels < 1 or self.recovery_steps < 1:
             raise ValueError(f"recovery needs at least one level and one step, got {self.recovery_levels} and "
                              f"{self.recovery_steps}")
+        if self.proposal_latent < 1:
+            raise ValueError(f"amortised needs a latent of at least 1 dimension, got {self.proposal_latent}")
 
-    def sigmas(self, levels: int) -> torch.Tensor:
-        """``levels`` noise levels from ``sigma_max`` down to ``sigma_min``, geometrically spaced."""
+    def sigmas(self, levels: int, device: str | torch.device | None = None) -> torch.Tensor:
+        """``levels`` noise levels from ``sigma_max`` down to ``sigma_min``, geometrically spaced: level ``l`` is
+        ``sigma_max (sigma_min / sigma_max)^(l / (levels - 1))``; one level is ``sigma_min``."""
         if levels == 1:
-            return torch.tensor([self.sigma_min])
-        return torch.logspace(math.log10(self.sigma_max), math.log10(self.sigma_min), levels)
+            return torch.tensor([self.sigma_min], device=device)
+        fraction = torch.arange(levels, device=device, dtype=torch.float32) / (levels - 1)
+        return self.sigma_max * (self.sigma_min / self.sigma_max) ** fraction
 
 
 def _energy(network: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, cluster: int | None = None):
@@ -97,10 +108,8 @@ def recovery_negatives(network: Callable[[torch.Tensor], torch.Tensor], images: 
     """The negatives of ``recovery`` for ``images`` ``[B, ...]``: each image noised at one of the levels, then
     ``recovery_steps`` SGLD steps on ``E`` (detached; see the module's docstring)."""
     n, device, levels = images.shape[0], images.device, config.recovery_levels
-    # level l of L: sigma_max (sigma_min / sigma_max)^(l / (L - 1)), as EstimatorConfig.sigmas (computed on the device)
-    level = (draws.rand(n, generator, device) * levels).floor().clamp_max(levels - 1)
-    fraction = level / (levels - 1) if levels > 1 else torch.ones_like(level)
-    sigma = config.sigma_max * (config.sigma_min / config.sigma_max) ** fraction
+    level = (draws.rand(n, generator, device) * levels).floor().clamp_max(levels - 1).long()
+    sigma = config.sigmas(levels, device)[level]
     eps = draws.randn(images.shape, generator, device, images.dtype)
     start = (images.detach() + sigma.view(n, *[1] * (images.dim() - 1)).to(images.dtype) * eps).clamp(sgld.low,
                                                                                                        sgld.high)
@@ -135,9 +144,15 @@ def annealed_langevin(network: Callable[[torch.Tensor], torch.Tensor], n: int, s
 
 def fresh_samples(network: Callable[[torch.Tensor], torch.Tensor], n: int, shape: tuple[int, ...],
                   estimator: EstimatorConfig, sgld: SGLDConfig, steps: int, generator: torch.Generator | None = None,
-                  device: str | torch.device = "cpu", cluster: int | None = None) -> torch.Tensor:
-    """``n`` samples from uniform noise with the sampler that matches how the model was trained: ``steps`` SGLD
-    steps (``sgld``) or :func:`annealed_langevin` (``dsm``); ``cluster=y``: of ``E(x, y) = -f(x)[y]``."""
+                  device: str | torch.device = "cpu", cluster: int | None = None,
+                  proposal: Proposal | None = None) -> torch.Tensor:
+    """``n`` fresh samples with the sampler that matches how the model was trained: ``steps`` SGLD steps from
+    uniform noise (``sgld``, ``recovery``), :func:`annealed_langevin` (``dsm``), or ``steps`` SGLD steps from the
+    ``proposal``'s images (``amortised``); ``cluster=y``: of ``E(x, y) = -f(x)[y]``."""
+    if estimator.name == "amortised":
+        if proposal is None:
+            raise ValueError("samples of an amortised model need its proposal network (proposal.pt of the run)")
+        return proposal_samples(network, proposal, n, sgld, steps, generator, cluster)
     if estimator.name == "dsm":
         return annealed_langevin(network, n, shape, estimator, generator, device, cluster)
     return sample_from_noise(network, n, shape, sgld, steps, generator, device, cluster=cluster)
@@ -145,8 +160,8 @@ def fresh_samples(network: Callable[[torch.Tensor], torch.Tensor], n: int, shape
 
 def fresh_conditional_samples(network: Callable[[torch.Tensor], torch.Tensor], per_cluster: int, n_clusters: int,
                               shape: tuple[int, ...], estimator: EstimatorConfig, sgld: SGLDConfig, steps: int,
-                              generator: torch.Generator | None = None,
-                              device: str | torch.device = "cpu") -> torch.Tensor:
+                              generator: torch.Generator | None = None, device: str | torch.device = "cpu",
+                              proposal: Proposal | None = None) -> torch.Tensor:
     """``[n_clusters * per_cluster, *shape]`` fresh samples, cluster by cluster (rows of a grid)."""
-    return torch.cat([fresh_samples(network, per_cluster, shape, estimator, sgld, steps, generator, device, k)
+    return torch.cat([fresh_samples(network, per_cluster, shape, estimator, sgld, steps, generator, device, k, proposal)
                       for k in range(n_clusters)])

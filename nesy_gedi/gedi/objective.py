@@ -11,7 +11,8 @@ With ``p(y|x) = softmax f(x)`` and ``E(x) = -logsumexp_y f(x)_y``:
   ``-1`` everywhere and never vanishes, while the data's energy stays anchored at ``-1/(2 energy_l2)``
   (with the same penalty on both, chains that stall at ``E = +1/(2 energy_l2)`` get no gradient);
   with the ``dsm`` estimator, ``L_gen`` is denoising score matching instead; with ``recovery``, ``x'`` are short
-  chains from the noised data instead of SGLD from the replay buffer (:mod:`.estimators`);
+  chains from the noised data instead of SGLD from the replay buffer; with ``amortised``, short chains from a
+  generator's proposals, and the total gains the generator's own loss (:mod:`.estimators`, :mod:`.proposal`);
 * invariance between two augmented views ``x1, x2`` of the same images, with
   gradients through both (no stop-gradient, no momentum encoder):
   ``L_inv = -1/2 mean_b sum_y [p(y|x1) log p(y|x2) + p(y|x2) log p(y|x1)]``;
@@ -44,6 +45,7 @@ import torch
 from ..train.distributed import Distributed
 from .cluster_sizes import ClusterSizes
 from .estimators import EstimatorConfig, dsm_loss, recovery_negatives
+from .proposal import Proposal, cooperative_negatives
 from .sgld import SGLDConfig, SGLDSampler
 
 
@@ -140,7 +142,9 @@ class GEDITerms:
 
 
 class GEDIObjective:
-    """GEDI loss for ``network`` (images -> logits); SGLD chains are kept between calls."""
+    """GEDI loss for ``network`` (images -> logits); with the ``sgld`` estimator, SGLD chains are kept between calls
+    (:attr:`sampler`'s replay buffer); with ``amortised``, :attr:`proposal` is a network that trains with ``network``
+    (:meth:`trained_modules`)."""
 
     def __init__(self, network: Callable[[torch.Tensor], torch.Tensor], image_shape: tuple[int, ...],
                  weights: GEDIWeights | None = None, sgld: SGLDConfig | None = None,
@@ -160,7 +164,12 @@ class GEDIObjective:
             raise ValueError(f"the clustering temperature must be positive, got {self.weights.temperature}")
         if sizes is not None and self.weights.prior_floor > 0:
             raise ValueError("the prior is either a floor (prior_floor) or estimated sizes, not both")
-        self.sampler = SGLDSampler(lambda x: energy(network(x)), image_shape, sgld, device, generator)
+        self.sgld = sgld or SGLDConfig()
+        # the replay buffer only where its chains are used
+        self.sampler = (SGLDSampler(lambda x: energy(network(x)), image_shape, self.sgld, device, generator)
+                        if self.estimator.name == "sgld" else None)
+        self.proposal = (Proposal(self.estimator.proposal_latent, image_shape, self.sgld.low, self.sgld.high).to(device)
+                         if self.estimator.name == "amortised" else None)
         # several processes (torchrun): the prior sees the batch-mean assignment of the global batch
         self.ranks = ranks if ranks is not None and ranks.active else None
 
@@ -180,16 +189,21 @@ class GEDIObjective:
         logits1 = view1_logits if view1_logits is not None else self.network(view1)
         logits2 = self.network(view2)
         zero = logits1.new_zeros(())
-        gen, energies = zero, {}
+        gen, energies, extra = zero, {}, zero
         if w.gen > 0 and self.estimator.name == "dsm":
             gen, energies = dsm_loss(self.network, data if data is not None else view1, self.estimator,
                                      self.generator)
             energies["data_energy"] = energy(data_logits if data_logits is not None else logits1).detach().mean()
         elif w.gen > 0:
             data_energy = energy(data_logits if data_logits is not None else logits1)
+            teaching = None
             if self.estimator.name == "recovery":  # short chains from the noised data, no buffer
                 negatives = recovery_negatives(self.network, data if data is not None else view1, self.estimator,
-                                               self.sampler.config, self.generator)
+                                               self.sgld, self.generator)
+            elif self.proposal is not None:  # short chains from the generator's proposals, no buffer
+                negatives, teaching = cooperative_negatives(lambda x: energy(self.network(x)), self.proposal,
+                                                            self.negatives or view1.shape[0], self.sgld,
+                                                            self.sgld.steps, self.generator)
             else:
                 negatives = self.sampler.sample(self.negatives or view1.shape[0])
             samples = energy(self.network(negatives))
@@ -197,6 +211,9 @@ class GEDIObjective:
             gen = (data_energy.mean() - samples.mean() + w.energy_l2 * data_energy.pow(2).mean()
                    + sample_l2 * samples.pow(2).mean())
             energies = {"data_energy": data_energy.detach().mean(), "sample_energy": samples.detach().mean()}
+            if teaching is not None:  # the generator's loss: its gradient reaches the generator only
+                energies["proposal_gap"] = teaching.detach()
+                extra = teaching
         cluster1, cluster2 = logits1 / w.temperature, logits2 / w.temperature
         invariance = invariance_loss(cluster1, cluster2) if w.invariance > 0 else zero
         prior = zero
@@ -206,8 +223,18 @@ class GEDIObjective:
                            + prior_loss(cluster2, w.prior_floor, log_sizes, self.ranks))
         if self.sizes is not None:
             self.sizes.observe(cluster1)
-        total = w.gen * gen + w.invariance * invariance + w.prior * prior * self._global_scale(logits1.shape[0])
+        total = (w.gen * gen + w.invariance * invariance + w.prior * prior * self._global_scale(logits1.shape[0])
+                 + extra)
         return GEDITerms(total, gen, invariance, prior, energies)
+
+    def trained_modules(self) -> dict[str, torch.nn.Module]:
+        """Networks besides ``network`` that the loss trains (``amortised``: ``{"proposal": ...}``); a recipe adds
+        their parameters to its optimizer and checkpoints them."""
+        return {"proposal": self.proposal} if self.proposal is not None else {}
+
+    def checkpointed_state(self) -> dict:
+        """State to keep in a checkpoint (``sgld``: ``{"replay_buffer": ...}``)."""
+        return {"replay_buffer": self.sampler.buffer} if self.sampler is not None else {}
 
     def _global_scale(self, local: int) -> float:
         """The weight of a term computed on the global batch, on this rank: the trainer weighs each rank's loss by

@@ -132,7 +132,8 @@ def sample_from_noise(network: Callable[[torch.Tensor], torch.Tensor], n: int, s
     return torch.cat(out) if out else torch.zeros((0, *shape), device=device)
 
 
-def fresh_chain_steps(sgld_steps: int, restart: float, default: int = 200) -> int:
-    """The length of a fresh chain for a model: its training ``sgld_steps`` when every training chain
-    restarted from noise (short-run training, ``restart >= 1``), else ``default``."""
-    return int(sgld_steps) if restart >= 1 else default
+def fresh_chain_steps(sgld_steps: int, restart: float, estimator: str = "sgld", default: int = 200) -> int:
+    """The length of a fresh chain for a model: its training ``sgld_steps`` when every training chain started
+    afresh (short-run training, ``restart >= 1``, or the ``amortised`` estimator's chains from its proposals), else
+    ``default``."""
+    return int(sgld_steps) if restart >= 1 or estimator == "amortised" else default

@@ -232,9 +232,6 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
                       checkpoint_every=args.checkpoint_every, log_every=args.log_every,
                       progress=not args.no_progress, description=f"mnist_add N={args.n_digits}", capture=capture)
     steps = loop.total_steps(len(train))
-    scheduler = None
-    if args.schedule == "onecycle" and steps >= 20:  # too few steps for warm-up and decay: constant
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=steps, pct_start=0.1)
     train_augment = DigitAugment().scaled(args.augment) if args.augment > 0 else None
     draws = device_generator(device, args.seed, generator) if capture else generator
     gedi = schedule = None
@@ -250,7 +247,12 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
                              ranks.own_generator(args.seed, draws),
                              sizes=sizes, estimator=from_flags(EstimatorConfig, args), ranks=ranks)
         schedule = WeightSchedule(weights, early_prior=args.early_prior_weight, early_until=args.nesy_after)
-        extra["replay_buffer"] = gedi.sampler.buffer
+        extra.update(gedi.checkpointed_state())
+        for module in gedi.trained_modules().values():  # amortised: its generator trains beside the network
+            optimizer.add_param_group({"params": module.parameters()})
+    scheduler = None  # after every parameter group is known
+    if args.schedule == "onecycle" and steps >= 20:  # too few steps for warm-up and decay: constant
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=steps, pct_start=0.1)
     loss = AdditionLoss(model, train, net, base, device, draws, args.nesy_after, train_augment, gedi, schedule,
                         args.gedi_weight, args.gedi_views, args.aug_warmup, labelled, args.concept_weight,
                         args.entropy_weight, capture=capture, ranks=ranks)
@@ -270,8 +272,9 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
         return loss(examples, trainer.state.step)
 
     trainer: Trainer
-    trainer = Trainer(loop, len(train), loss if capture else step, {"net": net}, optimizer, generator, scheduler,
-                      extra, run_info={"kind": KIND, "arch": args.arch, "args": dict(vars(args))},
+    trained = gedi.trained_modules() if gedi is not None else {}
+    trainer = Trainer(loop, len(train), loss if capture else step, {"net": net, **trained}, optimizer, generator,
+                      scheduler, extra, run_info={"kind": KIND, "arch": args.arch, "args": dict(vars(args))},
                       on_epoch_end=(lambda state: relabel(state.step)) if args.relabel else None, device=device,
                       distributed=ranks)
     if checkpoint is not None:

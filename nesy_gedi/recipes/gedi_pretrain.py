@@ -35,6 +35,7 @@ from ..data.mnist import DATASETS
 from ..errors import DataError
 from ..gedi import EstimatorConfig, GEDIObjective, GEDIWeights, SaturationMonitor, SGLDConfig, gen_floor
 from ..gedi.estimators import fresh_conditional_samples, fresh_samples
+from ..gedi.proposal import Proposal, save_proposal
 from ..gedi.schedule import WeightSchedule
 from ..gedi.sgld import fresh_chain_steps
 from ..networks import ARCHITECTURES, build_network
@@ -153,7 +154,9 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
     negatives = max(1, args.sgld_batch // ranks.world_size)
     gedi = GEDIObjective(net, (1, 28, 28), weights, sgld, device, chains, negatives, estimator=estimator, ranks=ranks)
     augment = DigitAugment()
-    optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
+    trained = gedi.trained_modules()  # amortised: its generator trains beside the network, at the same rate
+    groups = [{"params": net.parameters()}, *({"params": m.parameters()} for m in trained.values())]
+    optimizer = torch.optim.Adam(groups, lr=args.lr)
     steps_per_epoch = n_train // args.batch_size
     loop = LoopConfig(out=out, epochs=math.ceil(args.steps / steps_per_epoch), batch_size=args.batch_size,
                       max_steps=args.steps, minutes=args.minutes, drop_last=True,
@@ -166,8 +169,8 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
     scheduler = None
     if args.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.steps, eta_min=args.lr / 100)
-    trainer = Trainer(loop, n_train, step, {"net": net}, optimizer, generator, scheduler,
-                      {"replay_buffer": gedi.sampler.buffer, "saturation": saturation},
+    trainer = Trainer(loop, n_train, step, {"net": net, **trained}, optimizer, generator, scheduler,
+                      {**gedi.checkpointed_state(), "saturation": saturation},
                       run_info={"kind": KIND, "arch": args.arch, "args": dict(vars(args))},
                       after_step=lambda state, values: step.observe(values, trainer), device=device,
                       distributed=ranks)
@@ -198,11 +201,13 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
         atomic_write_json(out / "results.json", results)
         from torchvision.utils import save_image
 
-        if estimator.name == "sgld":
+        if gedi.sampler is not None:
             save_image(gedi.sampler.buffer.samples[:64].cpu() * 0.5 + 0.5, out / "sgld_samples.png", nrow=8)
+        if gedi.proposal is not None:
+            save_proposal(out / "proposal.pt", gedi.proposal, KIND)
         save_sample_grids(net, out, estimator, sgld,
-                          args.sample_steps or fresh_chain_steps(args.sgld_steps, args.sgld_restart),
-                          torch.Generator().manual_seed(args.seed), device)
+                          args.sample_steps or fresh_chain_steps(args.sgld_steps, args.sgld_restart, estimator.name),
+                          torch.Generator().manual_seed(args.seed), device, proposal=gedi.proposal)
         return results
 
     return trainer, finish
@@ -284,18 +289,20 @@ def extended_steps(args: argparse.Namespace, requested: int | None, checkpoint: 
 
 
 def save_sample_grids(net: torch.nn.Module, out: Path, estimator: EstimatorConfig, sgld: SGLDConfig, steps: int,
-                      generator: torch.Generator, device: torch.device, per_row: int = 10) -> None:
+                      generator: torch.Generator, device: torch.device, per_row: int = 10,
+                      proposal: Proposal | None = None) -> None:
     """``samples_noise.png`` (fresh chains from uniform noise on E(x)) and ``samples_conditional.png``
     (one row per cluster y, chains on E(x, y) = -f(x)[y]), with the sampler of the model's estimator."""
     from torchvision.utils import save_image
 
     net.eval()
     shape = (1, 28, 28)
-    fresh = fresh_samples(net, per_row * per_row, shape, estimator, sgld, steps, generator, device)
+    fresh = fresh_samples(net, per_row * per_row, shape, estimator, sgld, steps, generator, device, proposal=proposal)
     save_image(fresh.cpu() * 0.5 + 0.5, out / "samples_noise.png", nrow=per_row)
     with torch.no_grad():
         n_clusters = int(net(fresh[:1]).shape[1])
-    rows = fresh_conditional_samples(net, per_row, n_clusters, shape, estimator, sgld, steps, generator, device)
+    rows = fresh_conditional_samples(net, per_row, n_clusters, shape, estimator, sgld, steps, generator, device,
+                                     proposal)
     save_image(rows.cpu() * 0.5 + 0.5, out / "samples_conditional.png", nrow=per_row)
     net.train()
 

@@ -23,16 +23,7 @@ import torch.distributed as dist
 
 from ..draws import device_generator
 from ..errors import DataError
-
-
-_leaving_on_error = False
-
-
-def leaving_on_error() -> None:
-    """Mark this process as exiting on an error: at exit it then closes its group without waiting for the others
-    (which may be blocked in a collective it will never join)."""
-    global _leaving_on_error
-    _leaving_on_error = True
+from ..exit_state import is_leaving_on_error, leaving_on_error
 
 
 def _note_uncaught(hook):  # type: ignore[no-untyped-def]
@@ -48,7 +39,7 @@ def _leave() -> None:
     connected can abort with "terminate called without an active exception"."""
     if not dist.is_initialized():
         return
-    if not _leaving_on_error:
+    if not is_leaving_on_error():  # a rank leaving on an error may leave peers blocked in a collective it never joins
         try:
             if dist.get_backend() == "gloo":
                 dist.monitored_barrier(timeout=timedelta(minutes=5))

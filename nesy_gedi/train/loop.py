@@ -214,8 +214,9 @@ class Trainer:
         folder, step = self.out / SNAPSHOTS, self.state.step
         folder.mkdir(parents=True, exist_ok=True)
         paths = [folder / f"{name}_step{step:07d}.pt" for name in self.modules]
-        for path, module in zip(paths, self.modules.values()):
-            save_network(path, module, self.run_info.get("arch"), self.run_info.get("kind"), step=step)
+        for path, (name, module) in zip(paths, self.modules.items()):  # the run's --arch names its network only
+            save_network(path, module, self.run_info.get("arch") if name == "net" else None, self.run_info.get("kind"),
+                         step=step)
         return paths
 
     def load_state_dict(self, state: dict) -> None:
