@@ -9,12 +9,14 @@
 For every run folder ``RUNS/<config>/<seed>`` with a ``mnist_net.pt``:
 
 * clustering: NMI and matched accuracy from its ``results.json``;
-* generation: ``--samples`` fresh SGLD chains from uniform noise, judged by a
+* generation: ``--samples`` fresh samples from the run's own sampler (SGLD
+  chains from uniform noise; annealed Langevin for ``dsm``; chains from the
+  saved generator's proposals, ``proposal.pt``, for ``amortised``), judged by a
   supervised CNN trained here on MNIST train: the fraction classified with
   confidence >= 0.9, the number of classes they cover, and the Fréchet
   distance between the judge's penultimate features of samples and of MNIST
   test (the floor: MNIST test vs train);
-* generation and clustering in one network: ``--per-cluster`` fresh chains
+* generation and clustering in one network: ``--per-cluster`` fresh samples
   per cluster on the cluster-conditional energy E(x, y) = -f(x)[y], judged
   the same way, and their agreement: the fraction the judge names as the
   digit their cluster is matched to (Hungarian matching on MNIST test);
