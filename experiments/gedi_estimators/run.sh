@@ -12,9 +12,11 @@ declare -A ARMS=(
   [dsm_w10]="--gen-estimator dsm --gen-weight 10"
   [recovery]="--gen-estimator recovery"
   [amortised]="--gen-estimator amortised"
+  [sgld_kl01]="--gen-estimator sgld --sampler-kl-weight 0.1"
+  [sgld_kl1]="--gen-estimator sgld --sampler-kl-weight 1"
 )
 SELECTED=("$@")
-if ((${#SELECTED[@]} == 0)); then SELECTED=(sgld dsm_w1 dsm_w10 recovery amortised); fi
+if ((${#SELECTED[@]} == 0)); then SELECTED=(sgld dsm_w1 dsm_w10 recovery amortised sgld_kl01 sgld_kl1); fi
 jobs=()
 for arm in "${SELECTED[@]}"; do
   for seed in 0 1 2; do

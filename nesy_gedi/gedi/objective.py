@@ -31,7 +31,10 @@ unequal cluster sizes ``pi`` instead of ``U`` (see :mod:`.cluster_sizes`).
 With ``temperature = T``, invariance and prior see ``p(y|x) = softmax(f(x) / T)`` (the authors'
 losses divide projector outputs by 0.1), while the energy stays ``-logsumexp f(x)``.
 
-The total is ``gen * L_gen + invariance * L_inv + prior * L_prior``.
+With ``sampler_kl > 0``, the total gains the sampler's KL term of improved contrastive divergence
+(:mod:`.sampler_kl`), computed on the same negatives.
+
+The total is ``gen * L_gen + invariance * L_inv + prior * L_prior`` (+ the terms above).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from ..train.distributed import Distributed
 from .cluster_sizes import ClusterSizes
 from .estimators import EstimatorConfig, dsm_loss, recovery_negatives
 from .proposal import Proposal, cooperative_negatives
+from .sampler_kl import sampler_kl_loss
 from .sgld import SGLDConfig, SGLDSampler
 
 
@@ -122,6 +126,10 @@ class GEDIWeights:
     temperature: float = field(default=1.0, metadata=_flag(
         "--cluster-temperature", "invariance and prior see softmax(f(x) / T); the energy does not",
         experimental=True, metavar="T", kind="positive"))
+    sampler_kl: float = field(default=0.0, metadata=_flag(
+        "--sampler-kl-weight", "weight of the sampler's KL term (improved contrastive divergence: one SGLD step "
+        "from the negatives, kept differentiable, scored with frozen weights); on with the generative term",
+        experimental=True, metavar="W", kind="nonnegative"))
 
 
 @dataclass
@@ -164,6 +172,13 @@ class GEDIObjective:
             raise ValueError(f"the clustering temperature must be positive, got {self.weights.temperature}")
         if sizes is not None and self.weights.prior_floor > 0:
             raise ValueError("the prior is either a floor (prior_floor) or estimated sizes, not both")
+        if self.weights.sampler_kl < 0:
+            raise ValueError(f"the sampler's KL weight must be non-negative, got {self.weights.sampler_kl}")
+        if self.weights.sampler_kl > 0 and self.estimator.name == "dsm":
+            raise ValueError("the sampler's KL term needs chains' negatives; the dsm estimator has none "
+                             "(use --gen-estimator sgld, recovery or amortised)")
+        if self.weights.sampler_kl > 0 and not isinstance(network, torch.nn.Module):
+            raise ValueError("the sampler's KL term needs the network as a torch.nn.Module")
         self.sgld = sgld or SGLDConfig()
         # the replay buffer only where its chains are used
         self.sampler = (SGLDSampler(lambda x: energy(network(x)), image_shape, self.sgld, device, generator)
@@ -214,6 +229,10 @@ class GEDIObjective:
             if teaching is not None:  # the generator's loss: its gradient reaches the generator only
                 energies["proposal_gap"] = teaching.detach()
                 extra = teaching
+            if w.sampler_kl > 0:  # improved CD: the weights learn to make the sampler's last step descend
+                kl = sampler_kl_loss(self.network, negatives, self.sgld, energy, self.generator)
+                energies["sampler_kl"] = kl.detach()
+                extra = extra + w.sampler_kl * kl
         cluster1, cluster2 = logits1 / w.temperature, logits2 / w.temperature
         invariance = invariance_loss(cluster1, cluster2) if w.invariance > 0 else zero
         prior = zero
