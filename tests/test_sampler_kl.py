@@ -90,3 +90,13 @@ def test_pretraining_logs_the_term(tmp_path):
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert ["sampler_kl" in line for line in lines] == [False, False, True, True]
     assert results["args"]["sampler_kl_weight"] == 1.0
+
+
+def test_the_term_trains_beside_the_nesy_loss(tmp_path):
+    from nesy_gedi.recipes import addition
+
+    addition.main(["--pairs", "evenodd", "--train-size", "64", "--test-size", "20", "--gedi-weight", "1",
+                   "--sampler-kl-weight", "0.5", "--sgld-steps", "2", "--max-steps", "2", "--out", str(tmp_path),
+                   "--no-progress"])
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert all("gedi_sampler_kl" in line for line in lines), lines[-1]
