@@ -33,7 +33,7 @@ import torch
 
 from .. import draws
 from .proposal import Proposal, proposal_samples
-from .sgld import SGLDConfig, langevin, sample_from_noise
+from .sgld import SGLDConfig, langevin, network_energy, sample_from_noise
 
 ESTIMATORS = ("sgld", "dsm", "recovery", "amortised")
 
@@ -82,11 +82,6 @@ class EstimatorConfig:
         return self.sigma_max * (self.sigma_min / self.sigma_max) ** fraction
 
 
-def _energy(network: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, cluster: int | None = None):
-    logits = network(x)
-    return -torch.logsumexp(logits, 1) if cluster is None else -logits[:, cluster]
-
-
 def dsm_loss(network: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, config: EstimatorConfig,
              generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``(loss, {"noisy_energy": mean E(x~)})`` of multi-level denoising score matching on ``images`` ``[B, ...]``
@@ -96,7 +91,7 @@ def dsm_loss(network: Callable[[torch.Tensor], torch.Tensor], images: torch.Tens
     sigma = (config.sigma_min * (config.sigma_max / config.sigma_min) ** u).view(n, *[1] * (images.dim() - 1))
     eps = draws.randn(images.shape, generator, device)
     noisy = (images.detach() + sigma * eps).requires_grad_(True)
-    e = _energy(network, noisy)
+    e = network_energy(network, noisy)
     (grad,) = torch.autograd.grad(e.sum(), noisy, create_graph=True)
     loss = (grad - eps).pow(2).flatten(1).mean(1).mean()
     return loss, {"noisy_energy": e.detach().mean()}
@@ -113,7 +108,7 @@ def recovery_negatives(network: Callable[[torch.Tensor], torch.Tensor], images: 
     eps = draws.randn(images.shape, generator, device, images.dtype)
     start = (images.detach() + sigma.view(n, *[1] * (images.dim() - 1)).to(images.dtype) * eps).clamp(sgld.low,
                                                                                                        sgld.high)
-    return langevin(lambda x: _energy(network, x), start, sgld, config.recovery_steps, generator)
+    return langevin(lambda x: network_energy(network, x), start, sgld, config.recovery_steps, generator)
 
 
 def annealed_langevin(network: Callable[[torch.Tensor], torch.Tensor], n: int, shape: tuple[int, ...],
@@ -133,11 +128,11 @@ def annealed_langevin(network: Callable[[torch.Tensor], torch.Tensor], n: int, s
             alpha = step * (sigma / config.sigma_min) ** 2
             for _ in range(steps):
                 x = x.detach().requires_grad_(True)
-                (grad,) = torch.autograd.grad(_energy(network, x, cluster).sum(), x)
+                (grad,) = torch.autograd.grad(network_energy(network, x, cluster).sum(), x)
                 noise = draws.randn(x.shape, generator, device)
                 x = (x - 0.5 * alpha * grad / sigma + math.sqrt(alpha) * noise).clamp(low, high)
         x = x.detach().requires_grad_(True)  # denoise: the expected clean image at the smallest level
-        (grad,) = torch.autograd.grad(_energy(network, x, cluster).sum(), x)
+        (grad,) = torch.autograd.grad(network_energy(network, x, cluster).sum(), x)
         out.append((x - config.sigma_min * grad).clamp(low, high).detach())
     return torch.cat(out) if out else torch.zeros((0, *shape), device=device)
 

@@ -19,7 +19,7 @@ from torch import nn
 from .. import draws
 from ..errors import DataError
 from ..train.checkpoint import network_state, save_network
-from .sgld import SGLDConfig, langevin
+from .sgld import SGLDConfig, langevin, network_energy
 
 PROPOSAL_ARCH = "gedi_proposal"  # the architecture name in a saved proposal's file
 
@@ -68,8 +68,7 @@ def proposal_samples(network: Callable[[torch.Tensor], torch.Tensor], proposal: 
     """``n`` fresh samples: proposals revised by ``steps`` SGLD steps on ``E(x) = -logsumexp f(x)``, or on the
     cluster-conditional ``E(x, y) = -f(x)[y]`` with ``cluster=y``."""
     def energy(x: torch.Tensor) -> torch.Tensor:
-        logits = network(x)
-        return -torch.logsumexp(logits, 1) if cluster is None else -logits[:, cluster]
+        return network_energy(network, x, cluster)
 
     out = []
     for start in range(0, n, batch_size):

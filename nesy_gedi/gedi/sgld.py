@@ -111,6 +111,14 @@ def langevin(energy: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, co
     return x.detach()
 
 
+def network_energy(network: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                   cluster: int | None = None) -> torch.Tensor:
+    """``E(x) = -logsumexp f(x)`` of the network's logits, or the cluster-conditional ``E(x, y) = -f(x)[y]`` with
+    ``cluster=y``."""
+    logits = network(x)
+    return -torch.logsumexp(logits, 1) if cluster is None else -logits[:, cluster]
+
+
 def sample_from_noise(network: Callable[[torch.Tensor], torch.Tensor], n: int, shape: tuple[int, ...],
                       config: SGLDConfig, steps: int, generator: torch.Generator | None = None,
                       device: str | torch.device = "cpu", cluster: int | None = None,
@@ -121,8 +129,7 @@ def sample_from_noise(network: Callable[[torch.Tensor], torch.Tensor], n: int, s
     cluster-conditional ``E(x, y) = -f(x)[y]``.
     """
     def energy(x: torch.Tensor) -> torch.Tensor:
-        logits = network(x)
-        return -torch.logsumexp(logits, 1) if cluster is None else -logits[:, cluster]
+        return network_energy(network, x, cluster)
 
     out = []
     for start in range(0, n, batch_size):
