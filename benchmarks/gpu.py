@@ -1,7 +1,7 @@
 """Training speed on one GPU: captured updates (CUDA graphs, the default) beside the eager path (``--no-compile``),
 in one run, with the GPU's name and torch's version.
 
-    python -m benchmarks.gpu --out benchmarks/gpu          # about 5 minutes on one H200
+    python -m benchmarks.gpu --out benchmarks/gpu          # about 5 minutes on one H200 before the gedi_kl row
 
 Rows (each a real command of the package, or its training step alone):
 
@@ -9,6 +9,7 @@ Rows (each a real command of the package, or its training step alone):
 * NeSy step / supervised step (the same LeNet, the same 2N digit images per example, both captured) at N = 1, 2, 4,
   15: milliseconds per update from CUDA events;
 * ``nesy-gedi pretrain`` defaults (LeNet, 6,000 updates) with ``--seeds 0 1 2`` in one process: updates/s per seed;
+* the same with ``--preset gedi-kl`` (the sampler's KL term: a second-order SGLD step in every captured update);
 * GEDI on one network with fresh 80-step chains and 128 negatives (``--arch ebm --sgld-restart 1 --sgld-steps 80
   --sgld-batch 128 --gen-after 0``), ``--seeds 0 1 2``: updates/s per seed.
 
@@ -160,8 +161,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--gedi-steps", type=positive_int, default=6000, help="captured pretrain updates per seed")
     parser.add_argument("--chain-steps", type=positive_int, default=600, help="captured 80-step-chain updates")
     parser.add_argument("--replays", type=positive_int, default=200, help="updates per timed block (overhead)")
-    parser.add_argument("--rows", nargs="+", default=["train", "overhead", "gedi", "chains"],
-                        choices=["train", "overhead", "gedi", "chains"])
+    parser.add_argument("--rows", nargs="+", default=["train", "overhead", "gedi", "gedi_kl", "chains"],
+                        choices=["train", "overhead", "gedi", "gedi_kl", "chains"])
     parser.add_argument("--n-digits", type=positive_int, nargs="+", default=[1, 2, 4, 15], help="overhead rows")
     parser.add_argument("--smoke", action="store_true", help="run on the CPU, uncaptured (a test of this script)")
     add_common_arguments(parser, device=False)
@@ -202,6 +203,10 @@ def main(argv: list[str] | None = None) -> dict:
     if "gedi" in args.rows:
         attempt("gedi_default_captured", lambda: pretrain_row(out, "gedi", [], args.gedi_steps, [0, 1, 2], False, d))
         attempt("gedi_default_eager", lambda: pretrain_row(out, "gedi", [], 300, [0], True, d))
+    if "gedi_kl" in args.rows:
+        kl = ["--preset", "gedi-kl"]
+        attempt("gedi_kl_captured", lambda: pretrain_row(out, "gedi_kl", kl, args.gedi_steps, [0, 1, 2], False, d))
+        attempt("gedi_kl_eager", lambda: pretrain_row(out, "gedi_kl", kl, 300, [0], True, d))
     if "chains" in args.rows:
         attempt("one_network_80_captured",
                 lambda: pretrain_row(out, "chains", ONE_NETWORK, args.chain_steps, [0, 1, 2], False, d))

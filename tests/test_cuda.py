@@ -113,10 +113,11 @@ def test_captured_addition_updates_equal_eager_ones(n_digits):
     assert captured_terms["lr"] == eager_terms["lr"] and captured_terms["beta1"] == eager_terms["beta1"]
 
 
-@pytest.mark.parametrize("sampler_kl", [0.0, 0.1])
-def test_captured_gedi_updates_equal_eager_ones(sampler_kl):
+@pytest.mark.parametrize("sampler_kl, sampler_entropy", [(0.0, 0.0), (0.1, 0.0), (0.1, 0.03)])
+def test_captured_gedi_updates_equal_eager_ones(sampler_kl, sampler_entropy):
     """A GEDI update with SGLD chains from the replay buffer and augmented views, drawn from a device generator,
-    gives the same weights and terms captured as eager (with the sampler's KL term: its second-order step too)."""
+    gives the same weights and terms captured as eager (with the sampler's KL term: its second-order step too, and
+    the sampler's entropy)."""
     from nesy_gedi.gedi import SaturationMonitor
     from nesy_gedi.gedi.schedule import WeightSchedule as Schedule
     from nesy_gedi.recipes.gedi_pretrain import PretrainStep
@@ -128,14 +129,15 @@ def test_captured_gedi_updates_equal_eager_ones(sampler_kl):
         torch.manual_seed(0)
         net = build_network("ebm").to(CUDA)
         generator = torch.Generator(CUDA).manual_seed(0)
-        weights = GEDIWeights(gen=1.0, sampler_kl=sampler_kl)
+        weights = GEDIWeights(gen=1.0, sampler_kl=sampler_kl, sampler_entropy=sampler_entropy)
         gedi = GEDIObjective(net, (1, 28, 28), weights, SGLDConfig(steps=5, buffer_size=256), CUDA, generator, 32)
         step = PretrainStep(net, train, gedi, Schedule(weights), DigitAugment(), 4, generator, CUDA,
                             SaturationMonitor(-5.0), capture=True)
         results.append(_train_steps(step, net, batches, replay))
     (eager, eager_terms), (captured, captured_terms) = results
     assert torch.allclose(captured, eager, atol=1e-5, rtol=1e-4)
-    for name in ("gen", "invariance", "prior", "sample_energy") + (("sampler_kl",) if sampler_kl else ()):
+    logged = ("sampler_kl",) * bool(sampler_kl) + ("sampler_entropy",) * bool(sampler_entropy)
+    for name in ("gen", "invariance", "prior", "sample_energy") + logged:
         assert captured_terms[name] == pytest.approx(eager_terms[name], rel=1e-4, abs=1e-5)
 
 

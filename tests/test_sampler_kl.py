@@ -2,13 +2,14 @@
 quadratic energy, it trains through the objective beside every chain estimator, and pretraining logs it."""
 
 import json
+import math
 
 import pytest
 import torch
 from torch import nn
 
 from nesy_gedi.gedi import EstimatorConfig, GEDIObjective, GEDIWeights, SGLDConfig, energy
-from nesy_gedi.gedi.sampler_kl import sampler_kl_loss
+from nesy_gedi.gedi.sampler_kl import nearest_neighbour_entropy, sampler_kl_loss, sampler_step
 
 
 class Quadratic(nn.Module):
@@ -69,6 +70,58 @@ def test_the_objective_adds_the_term_beside_each_chain_estimator():
         assert gap == pytest.approx(2.0 * float(terms[2.0].energies["sampler_kl"]), rel=1e-5, abs=1e-6), name
         off = GEDIObjective(net, (1, 4, 4), GEDIWeights(gen=0.0, sampler_kl=2.0), estimator=EstimatorConfig(name))
         assert "sampler_kl" not in off(x, x.flip(0)).energies  # no negatives while the generative term is off
+
+
+def test_the_entropy_is_the_mean_log_distance_to_the_nearest_other_sample():
+    """Points 0, 1 and 3 on a line: nearest distances 1, 1 and 2; each point's gradient is 1 / (x - its neighbour) / n,
+    with the neighbour held fixed."""
+    x = torch.tensor([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0]], dtype=torch.float64, requires_grad=True)
+    h = nearest_neighbour_entropy(x)
+    assert float(h) == pytest.approx(math.log(2.0) / 3, rel=1e-12)
+    (grad,) = torch.autograd.grad(h, x)
+    assert grad[:, 0].tolist() == pytest.approx([-1 / 3, 1 / 3, 1 / 6], rel=1e-12)
+    assert grad[:, 1].abs().max() == 0
+    with pytest.raises(ValueError, match="at least two samples"):
+        nearest_neighbour_entropy(x[:1])
+
+
+def test_the_entropy_reaches_the_weights_through_the_step():
+    """Without noise the step maps x to c x with c = 1 - s theta.  With each neighbour n(i) held fixed, log ||c x_i -
+    c x_n(i)|| has the derivative -s x_i . (x_i - x_n(i)) / (c ||x_i - x_n(i)||^2) in theta; the total kl - w H adds
+    -w times its mean to the KL's -s theta0 (1 - s theta0) m."""
+    theta0, s, w = 0.3, 1.0, 0.5
+    net = Quadratic(theta0)
+    x = torch.rand(16, 1, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 0.8 - 0.4
+    m = float(x.pow(2).flatten(1).sum(1).mean())
+    sgld = SGLDConfig(step_size=s, noise=0.0)
+    total = sampler_kl_loss(net, x, sgld, energy) - w * nearest_neighbour_entropy(sampler_step(net, x, sgld, energy))
+    (grad,) = torch.autograd.grad(total, net.theta)
+    flat, c = x.flatten(1), 1 - s * theta0
+    distances = torch.cdist(flat, flat) + torch.diag(torch.full((16,), float("inf"), dtype=torch.float64))
+    diff = flat - flat[distances.argmin(1)]
+    entropy_grad = float((-s * (flat * diff).sum(1) / (c * diff.pow(2).sum(1))).mean())
+    assert float(grad) == pytest.approx(-s * theta0 * (1 - s * theta0) * m - w * entropy_grad, rel=1e-10)
+
+
+def test_the_objective_subtracts_the_weighted_entropy():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(16, 32), nn.SiLU(), nn.Linear(32, 3))
+    x = torch.rand(8, 1, 4, 4) * 2 - 1
+    terms = {}
+    for weight in (0.0, 0.5):
+        torch.manual_seed(1)
+        gedi = GEDIObjective(net, (1, 4, 4), GEDIWeights(gen=1.0, sampler_kl=1.0, sampler_entropy=weight),
+                             SGLDConfig(steps=2), generator=torch.Generator().manual_seed(0))
+        terms[weight] = gedi(x, x.flip(0))
+    assert "sampler_entropy" not in terms[0.0].energies
+    entropy = float(terms[0.5].energies["sampler_entropy"])
+    assert float(terms[0.5].energies["sampler_kl"]) == float(terms[0.0].energies["sampler_kl"])
+    gap = float((terms[0.5].total - terms[0.0].total).detach())
+    assert gap == pytest.approx(-0.5 * entropy, rel=1e-5, abs=1e-6)
+    with pytest.raises(ValueError, match="needs --sampler-kl-weight > 0"):
+        GEDIObjective(net, (1, 4, 4), GEDIWeights(sampler_entropy=0.5))
+    with pytest.raises(ValueError, match="non-negative"):
+        GEDIObjective(net, (1, 4, 4), GEDIWeights(sampler_kl=1.0, sampler_entropy=-0.5))
 
 
 def test_the_term_is_refused_where_it_cannot_work():

@@ -14,6 +14,7 @@ declare -A ARMS=(
   [amortised]="--gen-estimator amortised"
   [sgld_kl01]="--gen-estimator sgld --sampler-kl-weight 0.1"
   [sgld_kl1]="--gen-estimator sgld --sampler-kl-weight 1"
+  [sgld_kl01_ent]="--gen-estimator sgld --sampler-kl-weight 0.1 --sampler-entropy-weight 0.03"
 )
 SELECTED=("$@")
 if ((${#SELECTED[@]} == 0)); then SELECTED=(sgld dsm_w1 dsm_w10 recovery amortised sgld_kl01 sgld_kl1); fi

@@ -32,7 +32,8 @@ With ``temperature = T``, invariance and prior see ``p(y|x) = softmax(f(x) / T)`
 losses divide projector outputs by 0.1), while the energy stays ``-logsumexp f(x)``.
 
 With ``sampler_kl > 0``, the total gains the sampler's KL term of improved contrastive divergence
-(:mod:`.sampler_kl`), computed on the same negatives.
+(:mod:`.sampler_kl`), computed on the same negatives; with ``sampler_entropy > 0`` as well, minus that weight
+times the stepped negatives' nearest-neighbour entropy (the KL's other half).
 
 The total is ``gen * L_gen + invariance * L_inv + prior * L_prior`` (+ the terms above).
 """
@@ -49,7 +50,7 @@ from ..train.distributed import Distributed
 from .cluster_sizes import ClusterSizes
 from .estimators import EstimatorConfig, dsm_loss, recovery_negatives
 from .proposal import Proposal, cooperative_negatives
-from .sampler_kl import sampler_kl_loss
+from .sampler_kl import frozen_energy, nearest_neighbour_entropy, sampler_step
 from .sgld import SGLDConfig, SGLDSampler
 
 
@@ -130,6 +131,10 @@ class GEDIWeights:
         "--sampler-kl-weight", "weight of the sampler's KL term (improved contrastive divergence: one SGLD step "
         "from the negatives, kept differentiable, scored with frozen weights); on with the generative term",
         experimental=True, metavar="W", kind="nonnegative"))
+    sampler_entropy: float = field(default=0.0, metadata=_flag(
+        "--sampler-entropy-weight", "weight of the sampler's entropy (the KL term's other half: the log distance of "
+        "each stepped negative to its nearest other one); needs --sampler-kl-weight",
+        experimental=True, metavar="W", kind="nonnegative"))
 
 
 @dataclass
@@ -174,6 +179,10 @@ class GEDIObjective:
             raise ValueError("the prior is either a floor (prior_floor) or estimated sizes, not both")
         if self.weights.sampler_kl < 0:
             raise ValueError(f"the sampler's KL weight must be non-negative, got {self.weights.sampler_kl}")
+        if self.weights.sampler_entropy < 0:
+            raise ValueError(f"the sampler's entropy weight must be non-negative, got {self.weights.sampler_entropy}")
+        if self.weights.sampler_entropy > 0 and self.weights.sampler_kl <= 0:
+            raise ValueError("the sampler's entropy is the other half of its KL term: it needs --sampler-kl-weight > 0")
         if self.weights.sampler_kl > 0 and self.estimator.name == "dsm":
             raise ValueError("the sampler's KL term needs chains' negatives; the dsm estimator has none "
                              "(use --gen-estimator sgld, recovery or amortised)")
@@ -230,9 +239,14 @@ class GEDIObjective:
                 energies["proposal_gap"] = teaching.detach()
                 extra = teaching
             if w.sampler_kl > 0:  # improved CD: the weights learn to make the sampler's last step descend
-                kl = sampler_kl_loss(self.network, negatives, self.sgld, energy, self.generator)
+                stepped = sampler_step(self.network, negatives, self.sgld, energy, self.generator)
+                kl = frozen_energy(self.network, stepped, energy).mean()
                 energies["sampler_kl"] = kl.detach()
                 extra = extra + w.sampler_kl * kl
+                if w.sampler_entropy > 0:  # ... and spread its samples out
+                    entropy = nearest_neighbour_entropy(stepped)
+                    energies["sampler_entropy"] = entropy.detach()
+                    extra = extra - w.sampler_entropy * entropy
         cluster1, cluster2 = logits1 / w.temperature, logits2 / w.temperature
         invariance = invariance_loss(cluster1, cluster2) if w.invariance > 0 else zero
         prior = zero
