@@ -92,6 +92,30 @@ def test_conditional_sample_agreement_and_per_digit_flip_auroc():
     assert all(0.0 <= v <= 1.0 for v in by_digit)
 
 
+def test_claims_name_each_verdict_from_the_rows():
+    unification = importlib.import_module("experiments.gedi.unification")
+
+    def row(config, nmi, conf, **extra):
+        return {"config": config, "nmi": nmi, "confident_fraction": conf, "classes_covered": 10, "frechet": 20.0,
+                "conditional_agreement": 0.9, "auroc_fashion": 0.995, "auroc_noise": 1.0, "auroc_vflip": 0.80,
+                **extra}
+
+    rows = [row("one", 0.91, 0.85), row("one", 0.93, 0.87), row("clusterer", 0.92, 0.1), row("clusterer", 0.92, 0.1),
+            row("generator", 0.1, 0.5), row("generator", 0.2, 0.6)]
+    baseline = {"energy": {"vflip": {"auroc": 0.86}}}
+    lines = unification.claims(rows, baseline, "one", "clusterer", "generator")
+    assert len(lines) == 7
+    assert lines[0].startswith("One network clusters: NMI 0.920 ± 0.014") and lines[0].endswith(": holds.")
+    assert lines[1].endswith(": holds.") and lines[2].endswith(": holds.") and lines[5].endswith(": holds.")
+    assert lines[3].endswith("no difference beyond the seeds' spread).")  # 0.92 vs 0.92
+    assert lines[4].endswith(": holds.")  # 0.86 vs 0.55
+    assert lines[6].endswith(": does not hold.")  # 0.80 < 0.86
+    worse = unification.claims(rows, baseline, "generator", "clusterer", "one")
+    assert worse[0].endswith("does not hold.") and worse[3].endswith("(it is lower).")
+    with pytest.raises(unification.DataError, match="'other'"):
+        unification.claims(rows, baseline, "one", "other", "generator")
+
+
 def test_chain_length_sweep_scores_each_run_and_length_on_the_same_noise(tmp_path):
     import json
 

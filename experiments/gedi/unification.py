@@ -27,7 +27,10 @@ For every run folder ``RUNS/<config>/<seed>`` with a ``mnist_net.pt``:
 
 The judge itself, scored by max-softmax and by its own energy, is the
 supervised OOD baseline.  Writes ``OUT/unification.json``, ``OUT/unification.md``
-and a sample grid per run.
+and a sample grid per run.  ``--claims ONE CLUSTERER GENERATOR`` names three
+configurations (all terms; without the generative term; the generative term
+alone) and adds one sentence per claim of the GEDI paper to the table: whether it
+holds here, against the targets in :data:`TARGETS`.
 """
 
 from __future__ import annotations
@@ -200,7 +203,65 @@ def vflip_by_digit(inside_scores: torch.Tensor, flipped_scores: torch.Tensor, la
     return [auroc(inside_scores[labels == d], flipped_scores[labels == d]) for d in range(10)]
 
 
-def markdown(rows: list[dict], floor: float, baseline: dict) -> str:
+TARGETS = {"nmi": 0.90, "confident_fraction": 0.8, "classes_covered": 10, "frechet": 30.0,
+           "conditional_agreement": 0.8, "auroc_fashion": 0.99, "auroc_noise": 0.99}
+
+
+def _stats(rows: list[dict], config: str, key: str) -> tuple[float, float]:
+    """Mean and standard deviation (0 for one seed) of ``key`` over the runs of ``config``."""
+    values = [r[key] for r in rows if r["config"] == config]
+    if not values:
+        raise DataError(f"--claims names configuration {config!r}, which has no run here")
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _compared(rows: list[dict], key: str, better: str, worse: str) -> str:
+    """Whether ``better``'s mean ``key`` exceeds ``worse``'s by more than the two spreads together."""
+    (a, sa), (b, sb) = _stats(rows, better, key), _stats(rows, worse, key)
+    if a - b > sa + sb:
+        return "holds"
+    return "does not hold (it is lower)" if b - a > sa + sb else "does not hold (no difference beyond the seeds' spread)"
+
+
+def claims(rows: list[dict], baseline: dict, one: str, clusterer: str, generator: str) -> list[str]:
+    """One sentence per claim of the GEDI paper, for the configuration ``one`` (all terms) beside ``clusterer``
+    (without the generative term) and ``generator`` (the generative term alone): the numbers and whether the claim
+    holds here (:data:`TARGETS`; a comparison holds when the means differ by more than the two standard
+    deviations together)."""
+    def mean(config: str, key: str) -> float:
+        return _stats(rows, config, key)[0]
+
+    def verdict(ok: bool) -> str:
+        return "holds" if ok else "does not hold"
+
+    t = TARGETS
+    nmi, sd = _stats(rows, one, "nmi")
+    conf, classes, fid = (mean(one, k) for k in ("confident_fraction", "classes_covered", "frechet"))
+    agreement = mean(one, "conditional_agreement")
+    fashion, noise, vflip = (mean(one, f"auroc_{k}") for k in ("fashion", "noise", "vflip"))
+    supervised_vflip = baseline["energy"]["vflip"]["auroc"]
+    return [
+        f"One network clusters: NMI {nmi:.3f} ± {sd:.3f} (target ≥ {t['nmi']:.2f}): {verdict(nmi >= t['nmi'])}.",
+        f"The same network generates digits from noise: {conf:.3f} of its samples confident, {classes:.1f} classes, "
+        f"Fréchet {fid:.0f} (targets ≥ {t['confident_fraction']}, {t['classes_covered']}, ≤ {t['frechet']:.0f}): "
+        f"{verdict(conf >= t['confident_fraction'] and classes >= t['classes_covered'] and fid <= t['frechet'])}.",
+        f"Its clusters generate their own digits: cluster-conditional samples agree with their cluster's digit "
+        f"{agreement:.3f} of the time (target ≥ {t['conditional_agreement']}): "
+        f"{verdict(agreement >= t['conditional_agreement'])}.",
+        f"The generative half helps the clusters: NMI {nmi:.3f} with it, {mean(clusterer, 'nmi'):.3f} without it "
+        f"({clusterer}): {_compared(rows, 'nmi', one, clusterer)}.",
+        f"The clustering half helps generation: {conf:.3f} confident samples with it, "
+        f"{mean(generator, 'confident_fraction'):.3f} with the generative term alone ({generator}): "
+        f"{_compared(rows, 'confident_fraction', one, generator)}.",
+        f"Its energy detects far-away inputs: AUROC {fashion:.3f} against Fashion-MNIST and {noise:.3f} against "
+        f"noise (targets ≥ {t['auroc_fashion']}, ≥ {t['auroc_noise']}): "
+        f"{verdict(fashion >= t['auroc_fashion'] and noise >= t['auroc_noise'])}.",
+        f"Its energy detects flipped digits as well as a supervised CNN's energy: AUROC {vflip:.3f} against "
+        f"{supervised_vflip:.3f}: {verdict(vflip >= supervised_vflip)}.",
+    ]
+
+
+def markdown(rows: list[dict], floor: float, baseline: dict, claim_lines: list[str] | None = None) -> str:
     cols = [("nmi", "NMI"), ("matched_accuracy", "matched acc"), ("confident_fraction", "samples conf>=0.9"),
             ("classes_covered", "classes"), ("frechet", "Fréchet"), ("auroc_fashion", "AUROC Fashion"),
             ("auroc_noise", "AUROC noise"), ("auroc_vflip", "AUROC vflip"), ("fpr95_vflip", "FPR95 vflip"),
@@ -227,6 +288,8 @@ def markdown(rows: list[dict], floor: float, baseline: dict) -> str:
               "| model | " + " | ".join(str(d) for d in range(10)) + " |", "|---|" + "---|" * 10]
     lines += [f"| {name} | " + " | ".join(f"{v:.2f}" for v in values) + " |" for name, values in by_digit if values]
     lines.append(f"\nFréchet floor (MNIST test vs train features of the judge): {floor:.2f}\n")
+    if claim_lines:
+        lines += ["The paper's claims, here:", ""] + [f"* {line}" for line in claim_lines] + [""]
     return "\n".join(lines) + "\n"
 
 
@@ -239,8 +302,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
                              "trained on fresh chains (--sgld-restart 1, short-run sampling), else 200")
     parser.add_argument("--per-cluster", type=positive_int, default=100,
                         help="fresh cluster-conditional chains per cluster (the first 10 are drawn in the grid)")
+    parser.add_argument("--claims", nargs=3, metavar=("ONE", "CLUSTERER", "GENERATOR"),
+                        help="configurations with all terms, without the generative term and with it alone: add "
+                             "one sentence per claim of the paper")
     args = parser.parse_args(argv)
     device, runs, out, train, test = open_judged_sampling(args)
+    missing = sorted(set(args.claims or ()) - {run.parent.name for run in runs})
+    if missing:  # before any judging
+        raise DataError(f"--claims names configurations without runs under {args.runs}: {', '.join(missing)}")
     fashion = load_mnist("test", args.data_dir, dataset="fashion_mnist")
     inside = test.normalized(None, device)
     generator = torch.Generator().manual_seed(args.seed)
@@ -287,9 +356,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(json.dumps(row), flush=True)
     summary = {"judge_test_accuracy": judge_acc, "frechet_floor": floor, "baseline": baseline, "runs": rows,
                "args": vars(args)}
+    claim_lines = claims(rows, baseline, *args.claims) if args.claims else None
+    summary["claims"] = claim_lines
     (out / "unification.json").write_text(json.dumps(summary, indent=2))
-    (out / "unification.md").write_text(markdown(rows, floor, baseline))
-    print(markdown(rows, floor, baseline))
+    (out / "unification.md").write_text(markdown(rows, floor, baseline, claim_lines))
+    print(markdown(rows, floor, baseline, claim_lines))
     return rows
 
 
