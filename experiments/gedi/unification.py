@@ -220,7 +220,9 @@ def _compared(rows: list[dict], key: str, better: str, worse: str) -> str:
     (a, sa), (b, sb) = _stats(rows, better, key), _stats(rows, worse, key)
     if a - b > sa + sb:
         return "holds"
-    return "does not hold (it is lower)" if b - a > sa + sb else "does not hold (no difference beyond the seeds' spread)"
+    if b - a > sa + sb:
+        return "does not hold (it is lower)"
+    return "does not hold (no difference beyond the seeds' spread)"
 
 
 def claims(rows: list[dict], baseline: dict, one: str, clusterer: str, generator: str) -> list[str]:
