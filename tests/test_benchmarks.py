@@ -101,17 +101,19 @@ def test_claims_name_each_verdict_from_the_rows():
                 **extra}
 
     rows = [row("one", 0.91, 0.85), row("one", 0.93, 0.87), row("clusterer", 0.92, 0.1), row("clusterer", 0.92, 0.1),
-            row("generator", 0.1, 0.5), row("generator", 0.2, 0.6)]
+            row("generator", 0.1, 0.5, frechet=300.0), row("generator", 0.2, 0.6, frechet=200.0)]
     baseline = {"energy": {"vflip": {"auroc": 0.86}}}
     lines = unification.claims(rows, baseline, "one", "clusterer", "generator")
-    assert len(lines) == 7
+    assert len(lines) == 8
     assert lines[0].startswith("One network clusters: NMI 0.920 ± 0.014") and lines[0].endswith(": holds.")
     assert lines[1].endswith(": holds.") and lines[2].endswith(": holds.") and lines[5].endswith(": holds.")
     assert lines[3].endswith("no difference beyond the seeds' spread).")  # 0.92 vs 0.92
-    assert lines[4].endswith(": holds.")  # 0.86 vs 0.55
-    assert lines[6].endswith(": does not hold.")  # 0.80 < 0.86
+    assert lines[4].endswith(": holds.")  # Fréchet 20 vs 250 ± 71
+    assert lines[6].endswith("no difference beyond the seeds' spread).")  # the same Fashion AUROC
+    assert lines[7].endswith(": does not hold.")  # 0.80 < 0.86
     worse = unification.claims(rows, baseline, "generator", "clusterer", "one")
-    assert worse[0].endswith("does not hold.") and worse[3].endswith("(it is lower).")
+    assert worse[0].endswith("does not hold.") and worse[3].endswith("(it is worse).")
+    assert worse[4].endswith("(it is worse).")  # Fréchet 250 vs 20
     with pytest.raises(unification.DataError, match="'other'"):
         unification.claims(rows, baseline, "one", "other", "generator")
 
