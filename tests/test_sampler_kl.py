@@ -9,7 +9,12 @@ import torch
 from torch import nn
 
 from nesy_gedi.gedi import EstimatorConfig, GEDIObjective, GEDIWeights, SGLDConfig, energy
-from nesy_gedi.gedi.sampler_kl import nearest_neighbour_entropy, sampler_kl_loss, sampler_step
+from nesy_gedi.gedi.sampler_kl import frozen_energy, nearest_neighbour_entropy, sampler_step
+
+
+def sampler_kl_loss(net: nn.Module, x: torch.Tensor, sgld: SGLDConfig, energy) -> torch.Tensor:
+    """The KL term as the objective computes it: the frozen network's mean energy after one differentiable step."""
+    return frozen_energy(net, sampler_step(net, x, sgld, energy), energy).mean()
 
 
 class Quadratic(nn.Module):

@@ -5,9 +5,9 @@ Contrastive divergence leaves out the gradient of the loss through the sampler: 
 network's weights ``theta``, and that dependence is what makes a landscape easy or hard to descend.  This term puts
 it back for the last step: from the chain's end ``x`` (detached), one SGLD step
 ``x' = clamp(x - s dE_theta/dx + noise eps)`` is taken with its graph kept (:func:`sampler_step`), and the loss is
-the mean energy of ``x'`` under the *same* network with its weights frozen, ``E_stop(theta)(x')``.  Its gradient
-reaches ``theta`` only through the step, so it shapes the energy so that Langevin steps lower it, and, unlike the
-contrastive loss, it has no floor.
+the mean energy of ``x'`` under the *same* network with its weights frozen, ``E_stop(theta)(x')``
+(:func:`frozen_energy`).  Its gradient reaches ``theta`` only through the step, so it shapes the energy so that
+Langevin steps lower it, and, unlike the contrastive loss, it has no floor.
 
 The KL's other half is the samples' entropy, ``-E_q[log q(x')]``.  :func:`nearest_neighbour_entropy` estimates it,
 up to constants, from the distance of each stepped sample to its nearest other one in the batch (Du et al. measure
@@ -45,13 +45,6 @@ def frozen_energy(network: nn.Module, x: torch.Tensor,
     frozen = {name: p.detach() for name, p in network.named_parameters()}
     frozen.update(dict(network.named_buffers()))
     return energy(functional_call(network, frozen, (x,)))
-
-
-def sampler_kl_loss(network: nn.Module, negatives: torch.Tensor, sgld: SGLDConfig,
-                    energy: Callable[[torch.Tensor], torch.Tensor],
-                    generator: torch.Generator | None = None) -> torch.Tensor:
-    """``mean E_frozen(x')`` with ``x'`` one differentiable SGLD step from ``negatives`` (:func:`sampler_step`)."""
-    return frozen_energy(network, sampler_step(network, negatives, sgld, energy, generator), energy).mean()
 
 
 def nearest_neighbour_entropy(samples: torch.Tensor) -> torch.Tensor:
