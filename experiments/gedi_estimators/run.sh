@@ -17,7 +17,7 @@ declare -A ARMS=(
   [sgld_kl01_ent]="--gen-estimator sgld --sampler-kl-weight 0.1 --sampler-entropy-weight 0.03"
 )
 SELECTED=("$@")
-if ((${#SELECTED[@]} == 0)); then SELECTED=(sgld dsm_w1 dsm_w10 recovery amortised sgld_kl01 sgld_kl1); fi
+if ((${#SELECTED[@]} == 0)); then SELECTED=(sgld dsm_w1 dsm_w10 recovery amortised sgld_kl01 sgld_kl1 sgld_kl01_ent); fi
 jobs=()
 for arm in "${SELECTED[@]}"; do
   for seed in 0 1 2; do
