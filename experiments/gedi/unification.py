@@ -25,7 +25,9 @@ For every run folder ``RUNS/<config>/<seed>`` with a ``mnist_net.pt``:
   the flipped-digit AUROC per digit (test images of digit d vs their flips:
   a flipped 0, 1, 3 or 8 is often still a plausible digit).
 
-The judge itself, scored by max-softmax and by its own energy, is the
+Every run's chains start from the same seeded noise and draw the same Langevin
+noise (``--seed``), so a run's row is the same whichever runs are judged beside
+it.  The judge itself, scored by max-softmax and by its own energy, is the
 supervised OOD baseline.  Writes ``OUT/unification.json``, ``OUT/unification.md``
 and a sample grid per run.  ``--claims ONE CLUSTERER GENERATOR`` names three
 configurations (all terms; without the generative term; the generative term
@@ -331,8 +333,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(json.dumps({"judge_test_accuracy": judge_acc, "frechet_floor": floor, "baseline": baseline}), flush=True)
 
     sgld = SGLDConfig(step_size=args.sgld_step_size, noise=args.sgld_noise)
+    chains_start = generator.get_state()
     rows = []
     for run in runs:
+        # every run's chains start from the same noise and draw the same Langevin noise (torch's global generator),
+        # so a row does not depend on the runs judged beside it
+        generator.set_state(chains_start)
+        torch.manual_seed(args.seed)
         net, results = load_run(run, device)
         steps = run_chain_steps(results["args"]) if args.sgld_steps == "run" else args.sgld_steps
         estimator = run_estimator(results)
