@@ -278,24 +278,20 @@ def test_unification_judges_a_run_the_same_beside_other_runs(tmp_path):
     """Every run's chains start from the same seeded noise: a run's row does not depend on the runs judged before it."""
     import json
 
-    from nesy_gedi.networks import MnistCNN
     from nesy_gedi.train.checkpoint import save_network
 
-    for config, seed in (("a_first", 0), ("b_second", 1)):
-        run = tmp_path / "both" / config / "seed0"
+    for folder, config, seed in (("both", "a_first", 0), ("both", "b_second", 1), ("alone", "b_second", 1)):
+        run = tmp_path / folder / config / "seed0"
         run.mkdir(parents=True)
         torch.manual_seed(seed)
         save_network(run / "mnist_net.pt", MnistCNN(), "mnist_cnn", "gedi_pretrain")
         (run / "results.json").write_text(json.dumps({"args": {"seed": 0, "sgld_steps": 2}, "nmi": 0.5,
                                                       "matched_accuracy": 0.5}))
-    (tmp_path / "alone").mkdir()
-    (tmp_path / "both" / "b_second").rename(tmp_path / "alone" / "b_second")
     unification = importlib.import_module("experiments.gedi.unification")
     # Langevin noise as large as the images: rows differ unless every run draws the same chain noise too
     common = ["--samples", "20", "--per-cluster", "2", "--sgld-steps", "2", "--sgld-noise", "1", "--judge-steps", "3",
               "--device", "cpu"]
     alone = unification.main(["--runs", str(tmp_path / "alone"), "--out", str(tmp_path / "out_alone"), *common])
-    (tmp_path / "alone" / "b_second").rename(tmp_path / "both" / "b_second")
     both = unification.main(["--runs", str(tmp_path / "both"), "--out", str(tmp_path / "out_both"), *common])
     assert [r["config"] for r in both] == ["a_first", "b_second"]
     second, first = {k: v for k, v in both[1].items() if k != "run"}, {k: v for k, v in alone[0].items() if k != "run"}
