@@ -156,6 +156,48 @@ def test_chain_length_sweep_scores_each_run_and_length_on_the_same_noise(tmp_pat
     assert again[0]["sample_energy"] == pytest.approx(rows[1]["sample_energy"], rel=1e-4)
 
 
+def test_chain_length_sweep_starts_from_the_replay_buffer_and_rows_do_not_depend_on_order(tmp_path):
+    import json
+
+    from nesy_gedi.networks import EnergyCNN
+    from nesy_gedi.train.checkpoint import CHECKPOINT_FORMAT, VERSION, atomic_save, save_network
+
+    run = tmp_path / "runs" / "gen" / "seed0"
+    run.mkdir(parents=True)
+    torch.manual_seed(0)
+    save_network(run / "mnist_net.pt", EnergyCNN(), "ebm", "gedi_pretrain")
+    (run / "results.json").write_text(json.dumps({"args": {"arch": "ebm"}}))
+    buffer = torch.rand(40, 1, 28, 28) * 2 - 1
+    atomic_save({"format": CHECKPOINT_FORMAT, "version": VERSION, "kind": "gedi_pretrain",
+                 "extra": {"replay_buffer": {"samples": buffer}}}, run / "checkpoint.pt")
+    sweep = importlib.import_module("experiments.gedi.chain_length")
+    common = ["--runs", str(tmp_path / "runs"), "--samples", "20", "--judge-steps", "3", "--device", "cpu",
+              "--sgld-noise", "0.5"]  # noise large enough that a different Langevin draw shows
+    rows = sweep.main([*common, "--chain-steps", "1,2", "--from-buffer", "--out", str(tmp_path / "a")])
+    assert [(r["start"], r["chain_steps"]) for r in rows] == [
+        ("noise", 1), ("noise", 2), ("buffer", 0), ("buffer", 1), ("buffer", 2)]
+    assert all(sum(r["class_counts"]) == round(r["confident_fraction"] * 20) for r in rows)
+    # length 0 is the buffer itself: 20 of its 40 chains, drawn with the seeded generator
+    chosen = buffer[torch.randperm(40, generator=torch.Generator().manual_seed(0))[:20]]
+    from nesy_gedi.train.checkpoint import load_network
+    with torch.no_grad():
+        expected = float(-torch.logsumexp(load_network(run / "mnist_net.pt").eval()(chosen), 1).mean())
+    assert rows[2]["sample_energy"] == pytest.approx(expected, rel=1e-5)
+    # a row's Langevin noise does not depend on the rows run before it
+    alone = sweep.main([*common, "--chain-steps", "2", "--from-buffer", "--out", str(tmp_path / "b")])
+    assert alone[0]["sample_energy"] == rows[1]["sample_energy"]
+    assert alone[2]["sample_energy"] == rows[4]["sample_energy"]
+    empty = tmp_path / "none" / "gen" / "seed0"
+    empty.mkdir(parents=True)
+    for name in ("mnist_net.pt", "results.json"):
+        (empty / name).write_bytes((run / name).read_bytes())
+    atomic_save({"format": CHECKPOINT_FORMAT, "version": VERSION, "kind": "gedi_pretrain", "extra": {}},
+                empty / "checkpoint.pt")
+    with pytest.raises(sweep.DataError, match="holds no replay buffer"):
+        sweep.main(["--runs", str(tmp_path / "none"), "--samples", "20", "--judge-steps", "3", "--device", "cpu",
+                    "--chain-steps", "1", "--from-buffer", "--out", str(tmp_path / "c")])
+
+
 def test_vflip_benchmark_scores_runs_next_to_the_oracle(tmp_path):
     import json
 

@@ -158,3 +158,33 @@ def test_the_term_trains_beside_the_nesy_loss(tmp_path):
                    "--no-progress"])
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert all("gedi_sampler_kl" in line for line in lines), lines[-1]
+
+
+def test_the_negatives_prior_adds_the_uniformity_loss_of_their_clusters():
+    from nesy_gedi.gedi.objective import uniformity_loss
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(16, 32), nn.SiLU(), nn.Linear(32, 3))
+    x = torch.rand(8, 1, 4, 4) * 2 - 1
+    terms, ends, grads = {}, {}, {}
+    for weight in (0.0, 2.0):
+        torch.manual_seed(1)
+        gedi = GEDIObjective(net, (1, 4, 4), GEDIWeights(gen=1.0, sample_prior=weight, temperature=0.5),
+                             SGLDConfig(steps=2), generator=torch.Generator().manual_seed(0), negatives=6)
+        sample = gedi.sampler.sample
+        gedi.sampler.sample = lambda n, sample=sample, w=weight: ends.setdefault(w, sample(n))
+        terms[weight] = gedi(x, x.flip(0))
+        grads[weight] = torch.autograd.grad(terms[weight].total, list(net.parameters()))
+    assert "sample_prior" not in terms[0.0].energies
+    assert torch.equal(ends[0.0], ends[2.0])  # the same chains: the term only adds a loss on their ends
+    expected = uniformity_loss(net(ends[2.0]) / 0.5)
+    assert float(expected) > 0.01  # six chains' ends under a random network are not assigned evenly
+    assert float(terms[2.0].energies["sample_prior"]) == pytest.approx(float(expected), rel=1e-6)
+    assert float((terms[2.0].total - terms[0.0].total).detach()) == pytest.approx(2.0 * float(expected), rel=1e-5)
+    # its gradient is that of the negatives' uniformity loss, through their logits only
+    for got, base, want in zip(grads[2.0], grads[0.0], torch.autograd.grad(2.0 * expected, list(net.parameters()))):
+        torch.testing.assert_close(got - base, want, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="non-negative"):
+        GEDIObjective(net, (1, 4, 4), GEDIWeights(sample_prior=-1.0))
+    with pytest.raises(ValueError, match="dsm estimator has none"):
+        GEDIObjective(net, (1, 4, 4), GEDIWeights(sample_prior=1.0), estimator=EstimatorConfig("dsm"))

@@ -35,6 +35,10 @@ With ``sampler_kl > 0``, the total gains the sampler's KL term of improved contr
 (:mod:`.sampler_kl`), computed on the same negatives; with ``sampler_entropy > 0`` as well, minus that weight
 times the stepped negatives' nearest-neighbour entropy (the KL's other half).
 
+With ``sample_prior > 0``, the total gains that weight times the uniformity prior on the negatives' batch-mean
+assignment, ``KL(U || mean_b softmax(f(x'_b) / T))``: the chains' clusters are balanced as the data's are.  Its
+gradient reaches the weights through the negatives' logits only (not through the chains).
+
 The total is ``gen * L_gen + invariance * L_inv + prior * L_prior`` (+ the terms above).
 """
 
@@ -135,6 +139,10 @@ class GEDIWeights:
         "--sampler-entropy-weight", "weight of the sampler's entropy (the KL term's other half: the log distance of "
         "each stepped negative to its nearest other one); needs --sampler-kl-weight",
         experimental=True, metavar="W", kind="nonnegative"))
+    sample_prior: float = field(default=0.0, metadata=_flag(
+        "--sample-prior-weight", "weight of the uniformity prior on the negatives' clusters (the chains' ends "
+        "assigned evenly, as the data are); on with the generative term",
+        experimental=True, metavar="W", kind="nonnegative"))
 
 
 @dataclass
@@ -188,6 +196,11 @@ class GEDIObjective:
                              "(use --gen-estimator sgld, recovery or amortised)")
         if self.weights.sampler_kl > 0 and not isinstance(network, torch.nn.Module):
             raise ValueError("the sampler's KL term needs the network as a torch.nn.Module")
+        if self.weights.sample_prior < 0:
+            raise ValueError(f"the negatives' prior weight must be non-negative, got {self.weights.sample_prior}")
+        if self.weights.sample_prior > 0 and self.estimator.name == "dsm":
+            raise ValueError("the negatives' prior needs chains' negatives; the dsm estimator has none "
+                             "(use --gen-estimator sgld, recovery or amortised)")
         self.sgld = sgld or SGLDConfig()
         # the replay buffer only where its chains are used
         self.sampler = (SGLDSampler(lambda x: energy(network(x)), image_shape, self.sgld, device, generator)
@@ -230,7 +243,8 @@ class GEDIObjective:
                                                             self.sgld.steps, self.generator)
             else:
                 negatives = self.sampler.sample(self.negatives or view1.shape[0])
-            samples = energy(self.network(negatives))
+            negative_logits = self.network(negatives)
+            samples = energy(negative_logits)
             sample_l2 = w.energy_l2 if w.sample_l2 is None else w.sample_l2
             gen = (data_energy.mean() - samples.mean() + w.energy_l2 * data_energy.pow(2).mean()
                    + sample_l2 * samples.pow(2).mean())
@@ -247,6 +261,10 @@ class GEDIObjective:
                     entropy = nearest_neighbour_entropy(stepped)
                     energies["sampler_entropy"] = entropy.detach()
                     extra = extra - w.sampler_entropy * entropy
+            if w.sample_prior > 0:  # the chains' ends spread over the clusters as the data do
+                balance = uniformity_loss(negative_logits / w.temperature)
+                energies["sample_prior"] = balance.detach()
+                extra = extra + w.sample_prior * balance
         cluster1, cluster2 = logits1 / w.temperature, logits2 / w.temperature
         invariance = invariance_loss(cluster1, cluster2) if w.invariance > 0 else zero
         prior = zero
