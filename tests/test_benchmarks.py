@@ -118,17 +118,24 @@ def test_claims_name_each_verdict_from_the_rows():
         unification.claims(rows, baseline, "one", "other", "generator")
 
 
-def test_chain_length_sweep_scores_each_run_and_length_on_the_same_noise(tmp_path):
+def _ebm_run(run):
+    """A judged run folder ``run`` holding an untrained ``EnergyCNN`` (seed 0) and its ``results.json``."""
     import json
 
     from nesy_gedi.networks import EnergyCNN
     from nesy_gedi.train.checkpoint import save_network
 
-    run = tmp_path / "runs" / "gen_sr" / "seed0"
     run.mkdir(parents=True)
     torch.manual_seed(0)
     save_network(run / "mnist_net.pt", EnergyCNN(), "ebm", "gedi_pretrain")
     (run / "results.json").write_text(json.dumps({"args": {"arch": "ebm"}}))
+    return run
+
+
+def test_chain_length_sweep_scores_each_run_and_length_on_the_same_noise(tmp_path):
+    import json
+
+    run = _ebm_run(tmp_path / "runs" / "gen_sr" / "seed0")
     sweep = importlib.import_module("experiments.gedi.chain_length")
     rows = sweep.main(["--runs", str(tmp_path / "runs"), "--chain-steps", "1,3", "--samples", "30",
                        "--judge-steps", "3", "--device", "cpu", "--out", str(tmp_path / "out")])
@@ -157,16 +164,9 @@ def test_chain_length_sweep_scores_each_run_and_length_on_the_same_noise(tmp_pat
 
 
 def test_chain_length_sweep_starts_from_the_replay_buffer_and_rows_do_not_depend_on_order(tmp_path):
-    import json
+    from nesy_gedi.train.checkpoint import CHECKPOINT_FORMAT, VERSION, atomic_save
 
-    from nesy_gedi.networks import EnergyCNN
-    from nesy_gedi.train.checkpoint import CHECKPOINT_FORMAT, VERSION, atomic_save, save_network
-
-    run = tmp_path / "runs" / "gen" / "seed0"
-    run.mkdir(parents=True)
-    torch.manual_seed(0)
-    save_network(run / "mnist_net.pt", EnergyCNN(), "ebm", "gedi_pretrain")
-    (run / "results.json").write_text(json.dumps({"args": {"arch": "ebm"}}))
+    run = _ebm_run(tmp_path / "runs" / "gen" / "seed0")
     buffer = torch.rand(40, 1, 28, 28) * 2 - 1
     atomic_save({"format": CHECKPOINT_FORMAT, "version": VERSION, "kind": "gedi_pretrain",
                  "extra": {"replay_buffer": {"samples": buffer}}}, run / "checkpoint.pt")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from experiments.gedi.unification import (add_judged_sampling_arguments, judge_reference, load_run,
+from experiments.gedi.unification import (add_judged_sampling_arguments, judge_reference, judged_digits, load_run,
                                           open_judged_sampling, sample_quality)
 from nesy_gedi.commands import positive_int, run_command
 from nesy_gedi.errors import DataError
@@ -54,10 +54,8 @@ def replay_buffer(run: Path, n: int) -> torch.Tensor:
 
 def class_counts(judge, samples: torch.Tensor) -> list[int]:
     """How many of the samples the judge names as each digit with confidence >= 0.9."""
-    with torch.no_grad():
-        probs = judge(samples).softmax(1)
-    named = probs.argmax(1)[probs.max(1).values >= 0.9]
-    return torch.bincount(named, minlength=probs.shape[1]).tolist()
+    digits, confident = judged_digits(judge, samples)
+    return torch.bincount(digits[confident], minlength=10).tolist()
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -77,8 +75,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         net, _ = load_run(run, device)
         data_energy = -float(energy_scores(net, test.normalized(None)).mean())
         starts = [("noise", steps) for steps in args.chain_steps]
-        buffer = replay_buffer(run, args.samples) if args.from_buffer else None
         if args.from_buffer:
+            buffer = replay_buffer(run, args.samples)
             starts += [("buffer", steps) for steps in [0, *args.chain_steps]]
         for start, steps in starts:
             generator = torch.Generator().manual_seed(args.seed)

@@ -176,12 +176,17 @@ def frechet(a: np.ndarray, b: np.ndarray) -> float:
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b) - 2 * root_trace)
 
 
-def sample_quality(judge: MnistCNN, samples: torch.Tensor, test_features: np.ndarray) -> dict:
+def judged_digits(judge: MnistCNN, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The digit the judge names for each sample, and whether it names it with confidence >= 0.9."""
     with torch.no_grad():
         probs = judge(samples).softmax(1)
-    confident = probs.max(1).values >= 0.9
-    classes = probs.argmax(1)[confident].unique().numel()
-    return {"confident_fraction": float(confident.float().mean()), "classes_covered": int(classes),
+    return probs.argmax(1), probs.max(1).values >= 0.9
+
+
+def sample_quality(judge: MnistCNN, samples: torch.Tensor, test_features: np.ndarray) -> dict:
+    digits, confident = judged_digits(judge, samples)
+    return {"confident_fraction": float(confident.float().mean()),
+            "classes_covered": int(digits[confident].unique().numel()),
             "frechet": frechet(features(judge, samples), test_features)}
 
 
@@ -189,12 +194,10 @@ def conditional_quality(judge: MnistCNN, samples: torch.Tensor, clusters: torch.
                         cluster_digit: np.ndarray) -> dict:
     """Judge cluster-conditional samples: confident fraction, classes covered, and the fraction the
     judge names as their cluster's matched digit."""
-    with torch.no_grad():
-        probs = judge(samples).softmax(1)
-    confident = probs.max(1).values >= 0.9
-    named = probs.argmax(1).cpu().numpy() == cluster_digit[clusters.cpu().numpy()]
+    digits, confident = judged_digits(judge, samples)
+    named = digits.cpu().numpy() == cluster_digit[clusters.cpu().numpy()]
     return {"conditional_confident_fraction": float(confident.float().mean()),
-            "conditional_classes_covered": int(probs.argmax(1)[confident].unique().numel()),
+            "conditional_classes_covered": int(digits[confident].unique().numel()),
             "conditional_agreement": float(named.mean())}
 
 

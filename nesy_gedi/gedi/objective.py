@@ -185,22 +185,20 @@ class GEDIObjective:
             raise ValueError(f"the clustering temperature must be positive, got {self.weights.temperature}")
         if sizes is not None and self.weights.prior_floor > 0:
             raise ValueError("the prior is either a floor (prior_floor) or estimated sizes, not both")
-        if self.weights.sampler_kl < 0:
-            raise ValueError(f"the sampler's KL weight must be non-negative, got {self.weights.sampler_kl}")
-        if self.weights.sampler_entropy < 0:
-            raise ValueError(f"the sampler's entropy weight must be non-negative, got {self.weights.sampler_entropy}")
+        for weight, value in (("sampler's KL", self.weights.sampler_kl),
+                              ("sampler's entropy", self.weights.sampler_entropy),
+                              ("negatives' prior", self.weights.sample_prior)):
+            if value < 0:
+                raise ValueError(f"the {weight} weight must be non-negative, got {value}")
         if self.weights.sampler_entropy > 0 and self.weights.sampler_kl <= 0:
             raise ValueError("the sampler's entropy is the other half of its KL term: it needs --sampler-kl-weight > 0")
-        if self.weights.sampler_kl > 0 and self.estimator.name == "dsm":
-            raise ValueError("the sampler's KL term needs chains' negatives; the dsm estimator has none "
-                             "(use --gen-estimator sgld, recovery or amortised)")
+        for term, value in (("the sampler's KL term", self.weights.sampler_kl),
+                            ("the negatives' prior", self.weights.sample_prior)):
+            if value > 0 and self.estimator.name == "dsm":
+                raise ValueError(f"{term} needs chains' negatives; the dsm estimator has none "
+                                 "(use --gen-estimator sgld, recovery or amortised)")
         if self.weights.sampler_kl > 0 and not isinstance(network, torch.nn.Module):
             raise ValueError("the sampler's KL term needs the network as a torch.nn.Module")
-        if self.weights.sample_prior < 0:
-            raise ValueError(f"the negatives' prior weight must be non-negative, got {self.weights.sample_prior}")
-        if self.weights.sample_prior > 0 and self.estimator.name == "dsm":
-            raise ValueError("the negatives' prior needs chains' negatives; the dsm estimator has none "
-                             "(use --gen-estimator sgld, recovery or amortised)")
         self.sgld = sgld or SGLDConfig()
         # the replay buffer only where its chains are used
         self.sampler = (SGLDSampler(lambda x: energy(network(x)), image_shape, self.sgld, device, generator)
