@@ -7,6 +7,7 @@ import torch
 
 from nesy_gedi.augment import DigitAugment
 from nesy_gedi.gedi import GEDIObjective, GEDIWeights, SGLDConfig, SGLDSampler, energy
+from nesy_gedi.gedi.sgld import langevin, langevin_until
 from nesy_gedi.gedi.objective import floor_loss, invariance_loss, prior_loss, uniformity_loss
 from nesy_gedi.networks import MnistCNN
 
@@ -92,6 +93,40 @@ def test_sgld_lowers_energy_and_fills_buffer():
     x = sampler.sample(50)
     assert x.pow(2).flatten(1).sum(1).mean() < 0.01 * before
     assert x.min() >= -1 and x.max() <= 1
+
+
+def test_chains_until_the_data_energy_stop_each_at_the_target_or_the_cap():
+    def quadratic(x: torch.Tensor) -> torch.Tensor:
+        return x.pow(2).flatten(1).sum(1)
+
+    config = SGLDConfig(steps=2, step_size=0.05, noise=0.0)
+    start = torch.linspace(0.1, 1.0, 6).view(6, 1, 1, 1).expand(6, 1, 2, 2).contiguous()
+    ends, taken = langevin_until(quadratic, start, config, target=0.05, max_steps=12)
+    # each step scales x by 0.9, so E falls by 0.81 a step: a chain starting at E = 4 x0^2 needs
+    # ceil(log(0.05 / (4 x0^2)) / log(0.81)) steps, at least the 2 fixed ones and at most 12
+    needed = [max(2, min(12, math.ceil(math.log(0.05 / (4 * x0 ** 2)) / math.log(0.81)))) if 4 * x0 ** 2 > 0.05
+              else 2 for x0 in start[:, 0, 0, 0].tolist()]
+    assert taken.tolist() == needed and len(set(needed)) > 2
+    reached = taken < 12
+    assert (quadratic(ends)[reached] <= 0.05).all() and (quadratic(ends)[~reached] > 0.05).all()
+    torch.manual_seed(0)
+    noisy = SGLDConfig(steps=3, step_size=0.05, noise=0.1)
+    same, _ = langevin_until(quadratic, start, noisy, target=-1.0, max_steps=3)
+    torch.manual_seed(0)
+    assert torch.equal(same, langevin(quadratic, start, noisy))  # the fixed steps are plain SGLD
+
+
+def test_objective_logs_the_chains_steps_until_the_data_energy():
+    torch.manual_seed(0)
+    net = MnistCNN()
+    x = torch.rand(8, 1, 28, 28) * 2 - 1
+    logged = {}
+    for cap in (0, 6):
+        gedi = GEDIObjective(net, (1, 28, 28), GEDIWeights(gen=1.0), SGLDConfig(steps=2, buffer_size=16,
+                                                                                until_data=cap))
+        logged[cap] = gedi(x, x).energies
+    assert "chain_steps" not in logged[0]
+    assert 2 <= float(logged[6]["chain_steps"]) <= 6
 
 
 def test_objective_terms_and_gradients():

@@ -82,7 +82,7 @@ def _options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 def test_gedi_and_sgld_flags_share_names_and_defaults_across_commands():
     train, pretrain = _options(addition.build_parser()), _options(gedi_pretrain.build_parser())
     flagged = [f for cls in (GEDIWeights, SGLDConfig, EstimatorConfig) for f in fields(cls) if "flag" in f.metadata]
-    assert len(flagged) == 21
+    assert len(flagged) == 22
     for f in flagged:
         flag = f.metadata["flag"]
         assert train[flag].default == pretrain[flag].default == f.default, flag

@@ -172,7 +172,7 @@ def test_the_negatives_prior_adds_the_uniformity_loss_of_their_clusters():
         gedi = GEDIObjective(net, (1, 4, 4), GEDIWeights(gen=1.0, sample_prior=weight, temperature=0.5),
                              SGLDConfig(steps=2), generator=torch.Generator().manual_seed(0), negatives=6)
         sample = gedi.sampler.sample
-        gedi.sampler.sample = lambda n, sample=sample, w=weight: ends.setdefault(w, sample(n))
+        gedi.sampler.sample = lambda n, *target, sample=sample, w=weight: ends.setdefault(w, sample(n, *target))
         terms[weight] = gedi(x, x.flip(0))
         grads[weight] = torch.autograd.grad(terms[weight].total, list(net.parameters()))
     assert "sample_prior" not in terms[0.0].energies

@@ -240,13 +240,15 @@ class GEDIObjective:
                                                             self.negatives or view1.shape[0], self.sgld,
                                                             self.sgld.steps, self.generator)
             else:
-                negatives = self.sampler.sample(self.negatives or view1.shape[0])
+                negatives = self.sampler.sample(self.negatives or view1.shape[0], data_energy.detach().mean())
             negative_logits = self.network(negatives)
             samples = energy(negative_logits)
             sample_l2 = w.energy_l2 if w.sample_l2 is None else w.sample_l2
             gen = (data_energy.mean() - samples.mean() + w.energy_l2 * data_energy.pow(2).mean()
                    + sample_l2 * samples.pow(2).mean())
             energies = {"data_energy": data_energy.detach().mean(), "sample_energy": samples.detach().mean()}
+            if self.sampler is not None and self.sgld.until_data > 0:
+                energies["chain_steps"] = self.sampler.last_steps
             if teaching is not None:  # the generator's loss: its gradient reaches the generator only
                 energies["proposal_gap"] = teaching.detach()
                 extra = teaching

@@ -5,7 +5,8 @@ One SGLD step on the energy ``E``::
     x <- clamp(x - step_size * dE/dx + noise * eps, low, high),   eps ~ N(0, I)
 
 Chains start from the replay buffer; a fraction ``restart`` of them restarts
-from uniform noise, as in JEM (Grathwohl et al.) and GEDI.
+from uniform noise, as in JEM (Grathwohl et al.) and GEDI.  With ``until_data = M > 0`` (experimental), a chain
+still above the data batch's mean energy after ``steps`` steps goes on until it is not, for at most ``M`` steps.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ class SGLDConfig:
                                                       "help": "replay buffer of persistent chains"})
     restart: float = field(default=0.05, metadata={"flag": "--sgld-restart", "kind": "probability",
                                                    "help": "fraction of chains restarted from noise (1: short-run)"})
+    until_data: int = field(default=0, metadata={
+        "flag": "--sgld-until-data", "kind": "count", "experimental": True, "metavar": "M",
+        "help": "> 0: past --sgld-steps, each training chain goes on until its energy is at most the data batch's "
+                "mean energy, for at most M steps in all (reads energies back every step: eager only)"})
     low: float = -1.0
     high: float = 1.0
 
@@ -88,13 +93,20 @@ class SGLDSampler:
                  generator: torch.Generator | None = None) -> None:
         self.energy, self.config = energy, config or SGLDConfig()
         self.buffer = ReplayBuffer(shape, self.config, device, generator)
+        self.last_steps = torch.zeros((), device=device)
 
-    def sample(self, n: int) -> torch.Tensor:
-        """Run ``steps`` SGLD steps from the buffer; returns detached samples ``[n, *shape]``."""
+    def sample(self, n: int, target: torch.Tensor | None = None) -> torch.Tensor:
+        """Run ``steps`` SGLD steps from the buffer; returns detached samples ``[n, *shape]``.  With
+        ``config.until_data > 0`` and a ``target`` energy (the data's), chains above it go on
+        (:func:`langevin_until`), and :attr:`last_steps` is their mean number of steps."""
         x, slots = self.buffer.draw(n)
         # a device generator drives the chains' noise too (runs side by side in one process stay independent)
         noise = self.buffer.generator if draws.on_device(self.buffer.generator) else None
-        x = langevin(self.energy, x, self.config, generator=noise)
+        if self.config.until_data > 0 and target is not None:
+            x, taken = langevin_until(self.energy, x, self.config, target, self.config.until_data, generator=noise)
+            self.last_steps = taken.float().mean()
+        else:
+            x = langevin(self.energy, x, self.config, generator=noise)
         self.buffer.store(x, slots)
         return x
 
@@ -109,6 +121,36 @@ def langevin(energy: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, co
         eps = torch.randn_like(x) if generator is None else draws.randn(x.shape, generator, x.device, x.dtype)
         x = (x - config.step_size * grad + config.noise * eps).clamp(config.low, config.high)
     return x.detach()
+
+
+def langevin_until(energy: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, config: SGLDConfig,
+                   target: torch.Tensor | float, max_steps: int,
+                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """SGLD from ``x`` for ``config.steps`` steps, then on for each chain whose energy is above ``target`` until it
+    is not, for at most ``max_steps`` steps in all (at least ``config.steps``); returns the chains' ends and the
+    steps each took.  A chain's energy is read before each step past ``config.steps``, so this syncs with the host
+    and cannot be captured."""
+    if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
+        raise RuntimeError("--sgld-until-data reads the chains' energies back every step and cannot run in a "
+                           "captured update; use --no-compile")
+    x = x.detach().clone()
+    taken = torch.zeros(len(x), dtype=torch.long, device=x.device)
+    active = torch.arange(len(x), device=x.device)
+    target = torch.as_tensor(target, dtype=x.dtype, device=x.device).detach()
+    for step in range(max(max_steps, config.steps)):
+        chains = x[active].requires_grad_(True)
+        e = energy(chains)
+        (grad,) = torch.autograd.grad(e.sum(), chains)
+        if step >= config.steps:  # past the fixed steps, only chains still above the target move
+            above = e.detach() > target
+            if not bool(above.any()):
+                break
+            active, chains, grad = active[above], chains[above], grad[above]
+        eps = (torch.randn_like(chains) if generator is None
+               else draws.randn(chains.shape, generator, chains.device, chains.dtype))
+        x[active] = (chains.detach() - config.step_size * grad + config.noise * eps).clamp(config.low, config.high)
+        taken[active] += 1
+    return x.detach(), taken
 
 
 def network_energy(network: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,

@@ -224,7 +224,8 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
         ranks.same(f"the N={args.n_digits} addition circuit", model.compile(*addition_signature(args.n_digits)).digest())
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
     uncaptured = [flag for flag, on in (("--relabel", args.relabel), ("--cluster-head", args.cluster_head),
-                                        ("--estimate-sizes", args.estimate_sizes is not None)) if on]
+                                        ("--estimate-sizes", args.estimate_sizes is not None),
+                                        ("--sgld-until-data", args.sgld_until_data > 0)) if on]
     capture = capture_available(device) and not getattr(args, "no_compile", False) and not uncaptured
     if capture_available(device) and not getattr(args, "no_compile", False) and uncaptured:
         print(f"note: {', '.join(uncaptured)} runs every update eagerly (not as a CUDA graph)", file=sys.stderr)

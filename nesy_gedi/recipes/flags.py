@@ -24,7 +24,8 @@ GROUPS = {
     "experimental": "experimental: research settings, measured in experiments/",
 }
 
-_KINDS = {"positive": positive_float, "nonnegative": nonnegative_float, "probability": probability}
+_KINDS = {"positive": positive_float, "nonnegative": nonnegative_float, "probability": probability,
+          "count": nonnegative_int}
 
 
 def flag_groups(parser: argparse.ArgumentParser) -> dict[str, argparse._ArgumentGroup]:

@@ -149,7 +149,9 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
     draws = device_generator(device, args.seed, generator)  # the updates' random draws (on the GPU there)
     # several processes: a replay buffer and chains of their own each (the views are drawn alike everywhere)
     chains = ranks.own_generator(args.seed, draws)
-    capture = capture_available(device) and not getattr(args, "no_compile", False)
+    capture = capture_available(device) and not getattr(args, "no_compile", False) and not sgld.until_data
+    if capture_available(device) and not getattr(args, "no_compile", False) and sgld.until_data:
+        print("note: --sgld-until-data runs every update eagerly (not as a CUDA graph)", file=sys.stderr)
     estimator = from_flags(EstimatorConfig, args)
     negatives = max(1, args.sgld_batch // ranks.world_size)
     gedi = GEDIObjective(net, (1, 28, 28), weights, sgld, device, chains, negatives, estimator=estimator, ranks=ranks)
