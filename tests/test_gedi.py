@@ -272,3 +272,38 @@ def test_augmentation_warm_up_ramps_linearly_then_is_the_augmentation_itself():
     assert augment.warmed_up(0, 4).degrees == pytest.approx(augment.degrees / 4)
     assert augment.warmed_up(2, 4).noise == pytest.approx(augment.noise * 3 / 4)
     assert augment.warmed_up(4, 4) is augment and augment.warmed_up(0, 0) is augment
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.1])
+def test_pretraining_noises_only_the_images_of_the_data_energy(sigma):
+    from nesy_gedi.gedi.objective import GEDITerms
+    from nesy_gedi.gedi.saturation import SaturationMonitor
+    from nesy_gedi.gedi.schedule import WeightSchedule
+    from nesy_gedi.recipes.gedi_pretrain import PretrainStep
+
+    images = torch.rand(6, 1, 28, 28) * 2 - 1
+    seen = []
+
+    def net(x: torch.Tensor) -> torch.Tensor:
+        seen.append(x.clone())
+        return x.flatten(1)[:, :10]
+
+    class Split:  # a training split whose batch is the images above
+        def normalized(self, batch, device):
+            return images
+
+    class Objective:  # stands in for GEDIObjective and keeps what it is given
+        def __call__(self, view1, view2, data_logits, weights=None, data=None):
+            self.data, self.data_logits = data, data_logits
+            zero = data_logits.sum() * 0
+            return GEDITerms(zero, zero, zero, zero)
+
+    generator = torch.Generator().manual_seed(3)
+    expected = images + sigma * torch.randn(images.shape, generator=generator.clone_state()) if sigma else images
+    objective = Objective()
+    step = PretrainStep(net, Split(), objective, WeightSchedule(GEDIWeights()), DigitAugment(), 0, generator,
+                        torch.device("cpu"), SaturationMonitor(-5.0), data_noise=sigma)
+    step(torch.arange(6))
+    assert torch.equal(seen[0], expected)  # the positives' forward: noised images
+    assert torch.equal(objective.data_logits, expected.flatten(1)[:, :10])
+    assert torch.equal(objective.data, images)  # the views and the dsm estimator get the clean images

@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 import torch
 
 from ..augment import DigitAugment
-from ..commands import (add_common_arguments, existing_file, nonnegative_int, output_dir,
+from ..commands import (add_common_arguments, existing_file, nonnegative_float, nonnegative_int, output_dir,
                         positive_float, positive_int)
 from ..data import load_mnist
 from ..data.mnist import DATASETS
@@ -42,6 +42,7 @@ from ..networks import ARCHITECTURES, build_network
 from ..train.checkpoint import atomic_write_json, load_network, save_network
 from ..train.evaluate import evaluate_clusters
 from ..draws import device_generator
+from ..draws import randn as draw_normal
 from ..train.capture import capture_available
 from ..train.distributed import Distributed
 from ..train.loop import LoopConfig, Trainer
@@ -108,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     experimental.add_argument("--gen-warmup", type=nonnegative_int, default=0, metavar="STEPS",
                               help="ramp the generative weight linearly from 0 over STEPS updates after --gen-after "
                                    "(default 0: full weight at once)")
+    experimental.add_argument("--data-noise", type=nonnegative_float, default=0.0, metavar="SIGMA",
+                              help="Gaussian noise of standard deviation SIGMA added to the images whose energy is "
+                                   "the generative term's positive phase (JEM uses 0.03; default 0: clean images)")
     experimental.add_argument("--snapshot-every", type=positive_int, default=None, metavar="STEPS",
                               help="also keep the network's weights every STEPS updates in OUT/snapshots (e.g. for "
                                    "python -m experiments.gedi.nmi_over_time; default: none)")
@@ -167,7 +171,8 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
                       progress=not args.no_progress, description=f"gedi {args.dataset}", capture=capture)
     saturation = SaturationMonitor(gen_floor(weights.energy_l2, weights.sample_l2))
     step = PretrainStep(net, train, gedi, schedule, augment, args.aug_warmup, draws, device, saturation,
-                        capture=capture, ranks=ranks, batch_size=args.batch_size)
+                        capture=capture, ranks=ranks, batch_size=args.batch_size,
+                        data_noise=getattr(args, "data_noise", 0.0))  # a checkpoint from before the flag: 0
     scheduler = None
     if args.schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.steps, eta_min=args.lr / 100)
@@ -218,12 +223,13 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
 class PretrainStep:
     """The loss of one GEDI update (a :class:`~nesy_gedi.train.capture.CapturableStep`): the key of an update is
     its term weights; with ``capture`` the augmentation warm-up is a device scalar and the saturation of the
-    generative term is counted on the device."""
+    generative term is counted on the device.  ``data_noise`` > 0: the data energy is that of the images plus
+    Gaussian noise of that standard deviation (the views and the ``dsm`` estimator get the clean images)."""
 
     def __init__(self, net: torch.nn.Module, train, gedi: GEDIObjective, schedule: WeightSchedule,
                  augment: DigitAugment, aug_warmup: int, generator: torch.Generator, device: torch.device,
                  saturation: SaturationMonitor, capture: bool = False, ranks: Distributed | None = None,
-                 batch_size: int | None = None) -> None:
+                 batch_size: int | None = None, data_noise: float = 0.0) -> None:
         self.net, self.train, self.gedi, self.schedule = net, train, gedi, schedule
         self.augment, self.aug_warmup, self.device, self.saturation = augment, aug_warmup, device, saturation
         self.generators = [generator]
@@ -231,6 +237,7 @@ class PretrainStep:
         self.strength = torch.ones((), device=device) if capture else None
         self.step = 0
         self.ranks, self.batch_size = ranks or Distributed(), batch_size
+        self.data_noise = data_noise
 
     def capture_key(self, step: int):
         return astuple(self.schedule.at(step)) if self.capture else None
@@ -255,7 +262,15 @@ class PretrainStep:
                 return warmed(x, g, rows=(start, stop, self.batch_size))
         else:
             views = self.augment.warmed_up(self.step, self.aug_warmup)
-        data_logits = self.net(images) if now.gen > 0 else None  # only the data energy needs it
+        data_logits = None  # only the data energy needs it
+        if now.gen > 0:
+            positives = images
+            if self.data_noise > 0:  # under torchrun: this process's rows of the global batch's noise
+                rows = self.ranks.rows(self.batch_size) if self.ranks.active else (0, len(images))
+                shape = (self.batch_size if self.ranks.active else len(images), *images.shape[1:])
+                noise = draw_normal(shape, generator, images.device, images.dtype)[rows[0]:rows[1]]
+                positives = images + self.data_noise * noise
+            data_logits = self.net(positives)
         terms = self.gedi(views(images, generator), views(images, generator), data_logits, weights=now, data=images)
         logged = {k: v for k, v in terms.tensors().items() if k != "total"}
         if "sample_energy" in logged:  # contrastive divergence: its loss has a floor
