@@ -274,12 +274,15 @@ def test_augmentation_warm_up_ramps_linearly_then_is_the_augmentation_itself():
     assert augment.warmed_up(4, 4) is augment and augment.warmed_up(0, 0) is augment
 
 
-@pytest.mark.parametrize("sigma", [0.0, 0.1])
-def test_pretraining_noises_only_the_images_of_the_data_energy(sigma):
+@pytest.mark.parametrize("sigma, rank", [(0.0, None), (0.1, None), (0.1, 1)])
+def test_pretraining_noises_only_the_images_of_the_data_energy(sigma, rank):
+    """``rank``: the second of two torchrun processes, whose 6 images are rows 6-11 of a global batch of 12 and
+    get those rows of the global batch's noise."""
     from nesy_gedi.gedi.objective import GEDITerms
     from nesy_gedi.gedi.saturation import SaturationMonitor
     from nesy_gedi.gedi.schedule import WeightSchedule
     from nesy_gedi.recipes.gedi_pretrain import PretrainStep
+    from nesy_gedi.train.distributed import Distributed
 
     images = torch.rand(6, 1, 28, 28) * 2 - 1
     seen = []
@@ -299,10 +302,14 @@ def test_pretraining_noises_only_the_images_of_the_data_energy(sigma):
             return GEDITerms(zero, zero, zero, zero)
 
     generator = torch.Generator().manual_seed(3)
-    expected = images + sigma * torch.randn(images.shape, generator=generator.clone_state()) if sigma else images
+    ranks, rows = (Distributed(), slice(0, 6)) if rank is None else (Distributed(rank, 2), slice(6, 12))
+    total = 6 if rank is None else 12
+    noise = torch.randn((total, *images.shape[1:]), generator=generator.clone_state())[rows]
+    expected = images + sigma * noise if sigma else images
     objective = Objective()
     step = PretrainStep(net, Split(), objective, WeightSchedule(GEDIWeights()), DigitAugment(), 0, generator,
-                        torch.device("cpu"), SaturationMonitor(-5.0), data_noise=sigma)
+                        torch.device("cpu"), SaturationMonitor(-5.0), ranks=ranks, batch_size=total,
+                        data_noise=sigma)
     step(torch.arange(6))
     assert torch.equal(seen[0], expected)  # the positives' forward: noised images
     assert torch.equal(objective.data_logits, expected.flatten(1)[:, :10])

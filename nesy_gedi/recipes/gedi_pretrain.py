@@ -41,8 +41,7 @@ from ..gedi.sgld import fresh_chain_steps
 from ..networks import ARCHITECTURES, build_network
 from ..train.checkpoint import atomic_write_json, load_network, save_network
 from ..train.evaluate import evaluate_clusters
-from ..draws import device_generator
-from ..draws import randn as draw_normal
+from ..draws import device_generator, randn as draw_normal
 from ..train.capture import capture_available
 from ..train.distributed import Distributed
 from ..train.loop import LoopConfig, Trainer
@@ -266,10 +265,10 @@ class PretrainStep:
         if now.gen > 0:
             positives = images
             if self.data_noise > 0:  # under torchrun: this process's rows of the global batch's noise
-                rows = self.ranks.rows(self.batch_size) if self.ranks.active else (0, len(images))
-                shape = (self.batch_size if self.ranks.active else len(images), *images.shape[1:])
-                noise = draw_normal(shape, generator, images.device, images.dtype)[rows[0]:rows[1]]
-                positives = images + self.data_noise * noise
+                total = self.batch_size if self.ranks.active else len(images)
+                start, stop = self.ranks.rows(total)
+                noise = draw_normal((total, *images.shape[1:]), generator, images.device, images.dtype)
+                positives = images + self.data_noise * noise[start:stop]
             data_logits = self.net(positives)
         terms = self.gedi(views(images, generator), views(images, generator), data_logits, weights=now, data=images)
         logged = {k: v for k, v in terms.tensors().items() if k != "total"}
