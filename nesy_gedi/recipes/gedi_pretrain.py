@@ -39,6 +39,7 @@ from ..gedi.proposal import Proposal, save_proposal
 from ..gedi.schedule import WeightSchedule
 from ..gedi.sgld import fresh_chain_steps
 from ..networks import ARCHITECTURES, build_network
+from ..spectral_norm import spectrally_normalised
 from ..train.checkpoint import atomic_write_json, load_network, save_network
 from ..train.evaluate import evaluate_clusters
 from ..draws import device_generator, randn as draw_normal
@@ -111,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     experimental.add_argument("--data-noise", type=nonnegative_float, default=0.0, metavar="SIGMA",
                               help="Gaussian noise of standard deviation SIGMA added to the images whose energy is "
                                    "the generative term's positive phase (JEM uses 0.03; default 0: clean images)")
+    experimental.add_argument("--spectral-norm", action="store_true",
+                              help="spectrally normalise every Conv2d and Linear weight of the network (as IGEBM); "
+                                   "the saved network holds the plain weights it computes; eager only on a GPU")
     experimental.add_argument("--snapshot-every", type=positive_int, default=None, metavar="STEPS",
                               help="also keep the network's weights every STEPS updates in OUT/snapshots (e.g. for "
                                    "python -m experiments.gedi.nmi_over_time; default: none)")
@@ -145,16 +149,18 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
     if init and checkpoint is None and not Path(init).is_file():
         raise DataError(f"--init {init}: no such file")
     net = load_network(init, args.arch) if init and checkpoint is None else build_network(args.arch)
-    net = net.to(device)
+    spectral = getattr(args, "spectral_norm", False)  # a checkpoint from before the flag: off
+    net = (spectrally_normalised(net) if spectral else net).to(device)
     weights, sgld = from_flags(GEDIWeights, args), from_flags(SGLDConfig, args)
     schedule = WeightSchedule(weights, gen_after=args.gen_after, gen_warmup=args.gen_warmup)
     generator = torch.Generator().manual_seed(args.seed)
     draws = device_generator(device, args.seed, generator)  # the updates' random draws (on the GPU there)
     # several processes: a replay buffer and chains of their own each (the views are drawn alike everywhere)
     chains = ranks.own_generator(args.seed, draws)
-    capture = capture_available(device) and not getattr(args, "no_compile", False) and not sgld.until_data
-    if capture_available(device) and not getattr(args, "no_compile", False) and sgld.until_data:
-        print("note: --sgld-until-data runs every update eagerly (not as a CUDA graph)", file=sys.stderr)
+    eager = [flag for flag, on in (("--sgld-until-data", sgld.until_data), ("--spectral-norm", spectral)) if on]
+    capture = capture_available(device) and not getattr(args, "no_compile", False) and not eager
+    if capture_available(device) and not getattr(args, "no_compile", False) and eager:
+        print(f"note: with {' and '.join(eager)}, every update runs eagerly (not as a CUDA graph)", file=sys.stderr)
     estimator = from_flags(EstimatorConfig, args)
     negatives = max(1, args.sgld_batch // ranks.world_size)
     gedi = GEDIObjective(net, (1, 28, 28), weights, sgld, device, chains, negatives, estimator=estimator, ranks=ranks)

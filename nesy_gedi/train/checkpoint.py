@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import DataError
+from ..spectral_norm import folded_state
 
 CHECKPOINT_FORMAT = "nesy_gedi.checkpoint"
 NETWORK_FORMAT = "nesy_gedi.network"
@@ -96,14 +97,15 @@ def load_checkpoint(path: str | Path, kind: str, map_location: str | torch.devic
 
 
 def save_network(path: str | Path, network: nn.Module, arch: str | None, kind: str | None, **extra: Any) -> None:
-    """One network's weights with its architecture name (atomic; ``None`` where the run names none)."""
+    """One network's weights with its architecture name (atomic; ``None`` where the run names none); spectrally
+    normalised weights are saved as the plain weights they compute (:func:`~nesy_gedi.spectral_norm.folded_state`)."""
     atomic_save({"format": NETWORK_FORMAT, "version": VERSION, "arch": arch, "kind": kind,
-                 "state_dict": network.state_dict(), **extra}, path)
+                 "state_dict": folded_state(network.state_dict()), **extra}, path)
 
 
 def network_state(path: str | Path, arch: str, map_location: str | torch.device = "cpu") -> tuple[dict, dict]:
     """``(state_dict, metadata)`` of a network file, a training checkpoint (whose metadata has its ``step``) or a
-    raw state dict.
+    raw state dict; spectrally normalised weights (a ``--spectral-norm`` run's checkpoint) come folded into plain ones.
 
     Raises :class:`DataError` if the file is none of these or holds another architecture.
     """
@@ -126,6 +128,10 @@ def network_state(path: str | Path, arch: str, map_location: str | torch.device 
         raise DataError(f"{path} is not a nesy_gedi network or checkpoint file")
     if not isinstance(weights, dict):
         raise DataError(f"{path} holds no network weights")
+    try:
+        weights = folded_state(weights)  # a checkpoint of a --spectral-norm run: its plain weights
+    except ValueError as error:
+        raise DataError(f"{path}: {error}") from None
     if meta.get("arch") not in (None, arch):
         raise DataError(f"{path} holds a network of architecture {meta['arch']!r}; this run uses {arch!r} "
                         f"(pass --arch {meta['arch']})")
