@@ -226,7 +226,7 @@ def test_numbers_of_the_program_are_network_inputs_and_forth_sort_learns_to_swap
         pytest.approx(exact_p, abs=1e-9)
     greedy.eval()
     ((answer, p),) = greedy.solve([query.variable_output()])[0].result.items()
-    assert float(p) <= exact_p[str(answer)] + 1e-9 and str(answer) == max(exact_p, key=exact_p.get)
+    assert float(p.detach()) <= exact_p[str(answer)] + 1e-9 and str(answer) == max(exact_p, key=exact_p.get)
     for query in _sort_queries(10, 7, 3):  # the one answer is bubble sort along the network's top swaps
         ((answer, _),) = greedy.solve([query.variable_output()])[0].result.items()
         digits = [int(d) for d in term2list(query.query.args[0])]
