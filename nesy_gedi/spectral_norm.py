@@ -2,8 +2,9 @@
 to keep an energy smooth.
 
 :func:`spectrally_normalised` puts torch's ``spectral_norm`` parametrization on every ``Conv2d`` and ``Linear``
-weight: each weight is divided by an estimate of its largest singular value (one power iteration per forward in
-training mode).  :func:`folded_state` turns the state dict of such a network into the plain one of the same
+weight: each weight, as a matrix of its rows, is divided by an estimate of its largest singular value (one power
+iteration per forward in training mode; for a convolution this bounds its kernel's matrix, not the convolution's
+own norm).  :func:`folded_state` turns the state dict of such a network into the plain one of the same
 architecture, ``W / sigma`` with the stored power-iteration vectors (the weight the network uses in eval mode), so
 that every loader reads it as an ordinary network.
 """

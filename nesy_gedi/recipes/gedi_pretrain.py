@@ -158,8 +158,9 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
     # several processes: a replay buffer and chains of their own each (the views are drawn alike everywhere)
     chains = ranks.own_generator(args.seed, draws)
     eager = [flag for flag, on in (("--sgld-until-data", sgld.until_data), ("--spectral-norm", spectral)) if on]
-    capture = capture_available(device) and not getattr(args, "no_compile", False) and not eager
-    if capture_available(device) and not getattr(args, "no_compile", False) and eager:
+    capturable = capture_available(device) and not getattr(args, "no_compile", False)
+    capture = capturable and not eager
+    if capturable and eager:
         print(f"note: with {' and '.join(eager)}, every update runs eagerly (not as a CUDA graph)", file=sys.stderr)
     estimator = from_flags(EstimatorConfig, args)
     negatives = max(1, args.sgld_batch // ranks.world_size)
