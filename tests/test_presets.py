@@ -45,6 +45,14 @@ def test_the_evenodd_scratch_preset_is_the_measured_command():
     assert preset == {k: v for k, v in _parse(addition, measured.split()).items() if k != "preset"}
 
 
+def test_the_gedi_sn_preset_is_the_measured_command():
+    """experiments/gedi_estimators' arm: gedi-kl with --cluster-temperature 0.3 --spectral-norm."""
+    preset = _parse(gedi_pretrain, ["--preset", "gedi-sn"])
+    measured = _parse(gedi_pretrain, "--preset gedi-kl --cluster-temperature 0.3 --spectral-norm".split())
+    assert preset.pop("preset") == "gedi-sn" and measured.pop("preset") == "gedi-kl"
+    assert preset == measured and preset["spectral_norm"] and preset["cluster_temperature"] == 0.3
+
+
 def test_flags_override_a_preset():
     args = addition.parse_args(["--preset", "evenodd-scratch", "--epochs", "2", "--gen-weight", "0.5"])
     assert args.epochs == 2 and args.gen_weight == 0.5 and args.nesy_after == 4200
