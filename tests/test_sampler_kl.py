@@ -178,9 +178,10 @@ def test_the_negatives_prior_adds_the_uniformity_loss_of_their_clusters():
     assert "sample_prior" not in terms[0.0].energies
     assert torch.equal(ends[0.0], ends[2.0])  # the same chains: the term only adds a loss on their ends
     expected = uniformity_loss(net(ends[2.0]) / 0.5)
-    assert float(expected.detach()) > 0.01  # six chains' ends under a random network are not assigned evenly
-    assert float(terms[2.0].energies["sample_prior"].detach()) == pytest.approx(float(expected.detach()), rel=1e-6)
-    assert float((terms[2.0].total - terms[0.0].total).detach()) == pytest.approx(2.0 * float(expected.detach()), rel=1e-5)
+    prior = float(expected.detach())
+    assert prior > 0.01  # six chains' ends under a random network are not assigned evenly
+    assert float(terms[2.0].energies["sample_prior"].detach()) == pytest.approx(prior, rel=1e-6)
+    assert float((terms[2.0].total - terms[0.0].total).detach()) == pytest.approx(2.0 * prior, rel=1e-5)
     # its gradient is that of the negatives' uniformity loss, through their logits only
     for got, base, want in zip(grads[2.0], grads[0.0], torch.autograd.grad(2.0 * expected, list(net.parameters()))):
         torch.testing.assert_close(got - base, want, rtol=1e-4, atol=1e-6)
