@@ -181,6 +181,9 @@ GEDI_USAGE = [
     (["--minutes", "-2"], "--minutes"),
     (["--prior-floor", "-0.1"], "--prior-floor"),
     (["--gen-warmup", "-1"], "--gen-warmup"),
+    (["--late-after", "10"], "--late-after: it says when --late-cluster-temperature starts"),
+    (["--late-cluster-temperature", "0.5", "--late-after", "6000"], "--late-after: 6000 is not before"),
+    (["--late-cluster-temperature", "0"], "--late-cluster-temperature"),
     (["--preset", "evenodd-labels"], "preset evenodd-labels is for 'nesy-gedi train'"),
 ]
 

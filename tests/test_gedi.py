@@ -71,6 +71,17 @@ def test_weight_schedule_ramps_the_generative_term_and_switches_the_prior():
     assert early.at(0).invariance == base.invariance and base.gen == 2.0 and base.prior == 5.0  # base unchanged
 
 
+def test_weight_schedule_switches_the_clustering_temperature_late():
+    from nesy_gedi.gedi.schedule import WeightSchedule
+
+    base = GEDIWeights(temperature=0.2)
+    late = WeightSchedule(base, late_temperature=0.5, late_after=3)
+    assert [late.at(t).temperature for t in (0, 2, 3, 100)] == [0.2, 0.2, 0.5, 0.5]
+    assert [WeightSchedule(base).at(t).temperature for t in (0, 100)] == [0.2, 0.2]
+    with pytest.raises(ValueError, match="late clustering temperature must be positive"):
+        WeightSchedule(base, late_temperature=0.0)
+
+
 def test_invariance_is_symmetric_and_trains_both_views():
     a = torch.randn(4, 5, requires_grad=True)
     b = torch.randn(4, 5, requires_grad=True)
@@ -314,3 +325,32 @@ def test_pretraining_noises_only_the_images_of_the_data_energy(sigma, rank):
     assert torch.equal(seen[0], expected)  # the positives' forward: noised images
     assert torch.equal(objective.data_logits, expected.flatten(1)[:, :10])
     assert torch.equal(objective.data, images)  # the views and the dsm estimator get the clean images
+
+
+def test_pretraining_switches_to_the_late_temperature_and_resumes_with_it(tmp_path):
+    """The late temperature is the only change it makes (switching to the same value changes no weight); its start,
+    half of --steps by default, is kept in the run's arguments, so --resume --steps 6 does not move it."""
+    from nesy_gedi.recipes import gedi_pretrain
+    from nesy_gedi.train.checkpoint import network_state
+
+    common = ["--batch-size", "16", "--train-size", "64", "--gen-after", "1", "--sgld-steps", "2", "--sample-steps",
+              "2", "--sgld-buffer-size", "64", "--checkpoint-every", "2", "--no-progress", "--device", "cpu",
+              "--cluster-temperature", "0.2"]
+
+    def weights(name: str, *argv: str) -> tuple[dict, dict[str, torch.Tensor]]:
+        results = gedi_pretrain.main([*argv, *common, "--out", str(tmp_path / name)])
+        state, _ = network_state(tmp_path / name / "mnist_net.pt", "mnist_cnn")
+        return results, state
+
+    plain, base = weights("plain", "--steps", "4")
+    _, unchanged = weights("same", "--steps", "4", "--late-cluster-temperature", "0.2")
+    first, _ = weights("late", "--steps", "4", "--late-cluster-temperature", "0.5")
+    assert first["args"]["late_after"] == 2 and plain["args"]["late_after"] is None
+    assert all(torch.equal(base[k], unchanged[k]) for k in base)
+    extended = gedi_pretrain.main(["--steps", "6", "--resume", "--no-progress", "--out", str(tmp_path / "late")])
+    assert extended["args"]["late_after"] == 2 and extended["steps"] == 6
+    late, _ = network_state(tmp_path / "late" / "mnist_net.pt", "mnist_cnn")
+    _, straight = weights("straight", "--steps", "6", "--late-cluster-temperature", "0.5", "--late-after", "2")
+    assert all(torch.equal(late[k], straight[k]) for k in late)
+    _, early = weights("early", "--steps", "6", "--late-cluster-temperature", "0.5", "--late-after", "3")
+    assert not all(torch.equal(late[k], early[k]) for k in late)  # the switch's update matters

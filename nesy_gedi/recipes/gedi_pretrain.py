@@ -112,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     experimental.add_argument("--data-noise", type=nonnegative_float, default=0.0, metavar="SIGMA",
                               help="Gaussian noise of standard deviation SIGMA added to the images whose energy is "
                                    "the generative term's positive phase (JEM uses 0.03; default 0: clean images)")
+    experimental.add_argument("--late-cluster-temperature", type=positive_float, default=None, metavar="T",
+                              help="the clustering temperature from update --late-after on (default: "
+                                   "--cluster-temperature throughout)")
+    experimental.add_argument("--late-after", type=nonnegative_int, default=None, metavar="STEPS",
+                              help="the update from which --late-cluster-temperature applies (default: half of "
+                                   "--steps)")
     experimental.add_argument("--spectral-norm", action="store_true",
                               help="spectrally normalise every Conv2d and Linear weight of the network (as IGEBM); "
                                    "the saved network holds the plain weights it computes; eager only on a GPU")
@@ -152,7 +158,11 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
     spectral = getattr(args, "spectral_norm", False)  # a checkpoint from before the flag: off
     net = (spectrally_normalised(net) if spectral else net).to(device)
     weights, sgld = from_flags(GEDIWeights, args), from_flags(SGLDConfig, args)
-    schedule = WeightSchedule(weights, gen_after=args.gen_after, gen_warmup=args.gen_warmup)
+    late_temperature = getattr(args, "late_cluster_temperature", None)  # a checkpoint from before the flag: none
+    if late_temperature is not None and args.late_after is None:
+        args.late_after = args.steps // 2  # kept in the run's arguments, so --resume --steps does not move it
+    schedule = WeightSchedule(weights, gen_after=args.gen_after, gen_warmup=args.gen_warmup,
+                              late_temperature=late_temperature, late_after=args.late_after or 0)
     generator = torch.Generator().manual_seed(args.seed)
     draws = device_generator(device, args.seed, generator)  # the updates' random draws (on the GPU there)
     # several processes: a replay buffer and chains of their own each (the views are drawn alike everywhere)
@@ -332,7 +342,15 @@ def save_sample_grids(net: torch.nn.Module, out: Path, estimator: EstimatorConfi
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """``argv`` parsed with its ``--preset`` / ``--config`` applied."""
-    return parse_with_presets(build_parser(), argv, COMMAND)
+    parser = build_parser()
+    args = parse_with_presets(parser, argv, COMMAND)
+    if args.late_after is not None and not args.resume:
+        if args.late_cluster_temperature is None:
+            parser.error("argument --late-after: it says when --late-cluster-temperature starts; give that too")
+        if args.late_after >= (args.steps or DEFAULT_STEPS):
+            parser.error(f"argument --late-after: {args.late_after} is not before the last update "
+                         f"(--steps {args.steps or DEFAULT_STEPS}), so the late temperature would never apply")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
