@@ -53,6 +53,14 @@ def test_the_gedi_sn_preset_is_the_measured_command():
     assert preset == measured and preset["spectral_norm"] and preset["cluster_temperature"] == 0.3
 
 
+def test_the_gedi_digits_preset_is_the_measured_command():
+    """experiments/gedi_estimators' arm: gedi-sn with --sgld-restart 0.2 --cluster-temperature 0.2."""
+    preset = _parse(gedi_pretrain, ["--preset", "gedi-digits"])
+    measured = _parse(gedi_pretrain, "--preset gedi-sn --sgld-restart 0.2 --cluster-temperature 0.2".split())
+    assert preset.pop("preset") == "gedi-digits" and measured.pop("preset") == "gedi-sn"
+    assert preset == measured and preset["sgld_restart"] == 0.2 and preset["cluster_temperature"] == 0.2
+
+
 def test_flags_override_a_preset():
     args = addition.parse_args(["--preset", "evenodd-scratch", "--epochs", "2", "--gen-weight", "0.5"])
     assert args.epochs == 2 and args.gen_weight == 0.5 and args.nesy_after == 4200
