@@ -158,11 +158,10 @@ def prepare(args: argparse.Namespace) -> tuple[Trainer, Callable[[], dict]]:
     spectral = getattr(args, "spectral_norm", False)  # a checkpoint from before the flag: off
     net = (spectrally_normalised(net) if spectral else net).to(device)
     weights, sgld = from_flags(GEDIWeights, args), from_flags(SGLDConfig, args)
-    late_temperature = getattr(args, "late_cluster_temperature", None)  # a checkpoint from before the flag: none
-    if late_temperature is not None and args.late_after is None:
+    if args.late_cluster_temperature is not None and args.late_after is None:
         args.late_after = args.steps // 2  # kept in the run's arguments, so --resume --steps does not move it
     schedule = WeightSchedule(weights, gen_after=args.gen_after, gen_warmup=args.gen_warmup,
-                              late_temperature=late_temperature, late_after=args.late_after or 0)
+                              late_temperature=args.late_cluster_temperature, late_after=args.late_after or 0)
     generator = torch.Generator().manual_seed(args.seed)
     draws = device_generator(device, args.seed, generator)  # the updates' random draws (on the GPU there)
     # several processes: a replay buffer and chains of their own each (the views are drawn alike everywhere)
@@ -345,11 +344,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parse_with_presets(parser, argv, COMMAND)
     if args.late_after is not None and not args.resume:
+        steps = args.steps or DEFAULT_STEPS
         if args.late_cluster_temperature is None:
             parser.error("argument --late-after: it says when --late-cluster-temperature starts; give that too")
-        if args.late_after >= (args.steps or DEFAULT_STEPS):
+        if args.late_after >= steps:
             parser.error(f"argument --late-after: {args.late_after} is not before the last update "
-                         f"(--steps {args.steps or DEFAULT_STEPS}), so the late temperature would never apply")
+                         f"(--steps {steps}), so the late temperature would never apply")
     return args
 
 
