@@ -113,3 +113,12 @@ def test_help_groups_the_flags():
     assert positions == sorted(positions)
     experimental = text[text.index("experimental:"):]
     assert "--relabel-exhaustive" in experimental and "--cluster-temperature" in experimental
+
+
+@pytest.mark.parametrize("command", ["run", "train", "pretrain", "presets"])
+def test_every_command_prints_its_help(command, capsys):
+    from nesy_gedi.cli import main
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    assert f"nesy-gedi {command}" in capsys.readouterr().out
