@@ -3,6 +3,8 @@ facts (train seconds, the generative loss's mean over the last epoch, and for SG
 loss's floor), as ``summary.json`` and ``summary.md`` in this folder.
 
     python -m experiments.gedi_estimators.summary [OUT]        # OUT: the folder of run.sh (runs/gedi_estimators)
+
+A judged run replaces the row of the same config and seed; the config's other seeds keep theirs.
 """
 
 from __future__ import annotations
@@ -54,9 +56,9 @@ def markdown(found: list[dict]) -> str:
 def main(argv: list[str]) -> None:
     out = Path(argv[0] if argv else "runs/gedi_estimators")
     found = rows(out)
-    if (HERE / "summary.json").exists():  # arms judged before and not run again keep their rows
-        again = {r["config"] for r in found}
-        found = [r for r in json.loads((HERE / "summary.json").read_text()) if r["config"] not in again] + found
+    if (HERE / "summary.json").exists():  # runs judged before (a config's other seeds) keep their rows
+        again = {(r["config"], r["seed"]) for r in found}
+        found = [r for r in json.loads((HERE / "summary.json").read_text()) if (r["config"], r["seed"]) not in again] + found
     (HERE / "summary.json").write_text(json.dumps(found, indent=1) + "\n")
     (HERE / "summary.md").write_text(markdown(found))
     print(markdown(found))
