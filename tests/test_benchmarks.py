@@ -69,7 +69,7 @@ def test_fresh_chain_length_follows_short_run_training():
     assert unification.chain_steps("run") == "run" and unification.chain_steps("7") == 7
 
 
-def test_conditional_sample_agreement_and_per_digit_flip_auroc():
+def test_conditional_sample_agreement_and_per_digit_flip_auroc(monkeypatch):
     unification = importlib.import_module("experiments.gedi.unification")
 
     class PixelJudge(torch.nn.Module):  # reads the digit from the first pixel
@@ -78,6 +78,10 @@ def test_conditional_sample_agreement_and_per_digit_flip_auroc():
 
     samples = torch.zeros(4, 1, 28, 28)
     samples[:, 0, 0, 0] = torch.tensor([3.0, 3.0, 5.0, 7.0])
+    monkeypatch.setattr(unification, "features", lambda judge, images: images.flatten(1)[:, :3].double().numpy())
+    quality = unification.sample_quality(PixelJudge(), samples, unification.features(None, samples))
+    assert quality["confident_fraction"] == 1.0 and quality["classes_covered"] == 3
+    assert quality["largest_digit_share"] == 0.5 and quality["frechet"] == pytest.approx(0.0, abs=1e-6)
     cluster_digit = np.array([3, 5, 0, 1, 2, 4, 6, 7, 8, 9])
     quality = unification.conditional_quality(PixelJudge(), samples, torch.tensor([0, 0, 1, 1]), cluster_digit)
     assert quality == {"conditional_confident_fraction": 1.0, "conditional_classes_covered": 3,

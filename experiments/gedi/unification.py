@@ -184,9 +184,13 @@ def judged_digits(judge: MnistCNN, samples: torch.Tensor) -> tuple[torch.Tensor,
 
 
 def sample_quality(judge: MnistCNN, samples: torch.Tensor, test_features: np.ndarray) -> dict:
+    """The confident fraction, the classes among the confident samples, the largest digit's share of them (a
+    crowding that "10 classes" hides; None without confident samples) and the Fréchet distance to the test set."""
     digits, confident = judged_digits(judge, samples)
+    counts = digits[confident].bincount(minlength=10)
     return {"confident_fraction": float(confident.float().mean()),
-            "classes_covered": int(digits[confident].unique().numel()),
+            "classes_covered": int((counts > 0).sum()),
+            "largest_digit_share": float(counts.max() / counts.sum()) if counts.sum() > 0 else None,
             "frechet": frechet(features(judge, samples), test_features)}
 
 

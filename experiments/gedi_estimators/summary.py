@@ -16,7 +16,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 COLUMNS = [("nmi", "NMI"), ("matched_accuracy", "matched acc"), ("confident_fraction", "samples conf ≥ 0.9"),
-           ("classes_covered", "classes"), ("frechet", "Fréchet"), ("conditional_agreement", "cond. agreement"),
+           ("classes_covered", "classes"), ("largest_digit_share", "largest digit's share"), ("frechet", "Fréchet"), ("conditional_agreement", "cond. agreement"),
            ("auroc_fashion", "AUROC Fashion"), ("auroc_noise", "AUROC noise"), ("auroc_vflip", "AUROC vflip"),
            ("gen_last_epoch", "gen. loss, last epoch"), ("at_floor", "gen. at floor (last 100)"),
            ("train_seconds", "train s")]
