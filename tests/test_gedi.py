@@ -7,7 +7,7 @@ import torch
 
 from nesy_gedi.augment import DigitAugment
 from nesy_gedi.gedi import GEDIObjective, GEDIWeights, SGLDConfig, SGLDSampler, energy
-from nesy_gedi.gedi.sgld import langevin, langevin_until
+from nesy_gedi.gedi.sgld import langevin, langevin_until, sample_from_noise
 from nesy_gedi.gedi.objective import floor_loss, invariance_loss, prior_loss, uniformity_loss
 from nesy_gedi.networks import MnistCNN
 
@@ -354,3 +354,17 @@ def test_pretraining_switches_to_the_late_temperature_and_resumes_with_it(tmp_pa
     assert all(torch.equal(late[k], straight[k]) for k in late)
     _, early = weights("early", "--steps", "6", "--late-cluster-temperature", "0.5", "--late-after", "3")
     assert not all(torch.equal(late[k], early[k]) for k in late)  # the switch's update matters
+
+
+def test_fresh_samples_depend_only_on_their_generator():
+    torch.manual_seed(0)
+    net, config = MnistCNN(), SGLDConfig(step_size=1.0, noise=0.1)
+
+    def draw(global_seed: int) -> torch.Tensor:
+        torch.manual_seed(global_seed)
+        return sample_from_noise(net, 6, (1, 28, 28), config, 3, torch.Generator().manual_seed(7), batch_size=4)
+
+    first = draw(1)
+    assert torch.equal(first, draw(2))
+    other = sample_from_noise(net, 6, (1, 28, 28), config, 3, torch.Generator().manual_seed(8), batch_size=4)
+    assert not torch.equal(first, other)

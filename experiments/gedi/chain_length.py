@@ -9,8 +9,8 @@ fraction classified with confidence >= 0.9, the classes they cover and how many 
 in each (``class_counts``), the Fréchet distance of the judge's features to MNIST test; and the mean energy of the
 samples next to that of MNIST test (a chain that stops far above the data's energy is stuck in a spurious basin).
 A short-run EBM is trained for one chain length; longer chains at sampling time trade diversity (Fréchet) for
-confident digits.  Every row's Langevin noise comes from torch's global generator seeded with ``--seed``, so a
-row does not depend on the rows before it.
+confident digits.  Every row's starts and Langevin noise come from a generator seeded with ``--seed`` for that row,
+so a row does not depend on the rows before it.
 
 ``--from-buffer`` also starts chains from the run's replay buffer (``checkpoint.pt``; ``--samples`` of its
 chains, drawn with the seeded generator), at length 0 (the buffer as training left it) and at every
@@ -80,12 +80,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
             starts += [("buffer", steps) for steps in [0, *args.chain_steps]]
         for start, steps in starts:
             generator = torch.Generator().manual_seed(args.seed)
-            torch.manual_seed(args.seed)  # the Langevin noise: the same for every row, whatever ran before
+            torch.manual_seed(args.seed)  # any other draw: the same for every row, whatever ran before
             if start == "noise":
                 samples = sample_from_noise(net, args.samples, (1, 28, 28), sgld, steps, generator, device)
             else:
                 chosen = buffer[torch.randperm(len(buffer), generator=generator)[:args.samples]].to(device)
-                samples = langevin(lambda x: network_energy(net, x), chosen, sgld, steps)
+                samples = langevin(lambda x: network_energy(net, x), chosen, sgld, steps, generator)
             row = {"config": run.parent.name, "seed": run.name, "start": start, "chain_steps": steps,
                    **sample_quality(judge, samples, test_features), "class_counts": class_counts(judge, samples),
                    "sample_energy": -float(energy_scores(net, samples).mean()), "data_energy": data_energy}

@@ -343,8 +343,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     chains_start = generator.get_state()
     rows = []
     for run in runs:
-        # every run's chains start from the same noise and draw the same Langevin noise (torch's global generator),
-        # so a row does not depend on the runs judged beside it
+        # every run's chains draw their starts and Langevin noise from the same generator state (anything else from
+        # the same global seed), so a row does not depend on the runs judged beside it
         generator.set_state(chains_start)
         torch.manual_seed(args.seed)
         net, results = load_run(run, device)

@@ -168,7 +168,8 @@ def sample_from_noise(network: Callable[[torch.Tensor], torch.Tensor], n: int, s
     """``n`` fresh samples: SGLD chains started from uniform noise, not from a replay buffer.
 
     ``cluster=None`` samples ``E(x) = -logsumexp f(x)``; ``cluster=y`` samples the
-    cluster-conditional ``E(x, y) = -f(x)[y]``.
+    cluster-conditional ``E(x, y) = -f(x)[y]``.  The starts and the chains' noise both come from ``generator``
+    (torch's global one if None), so a seeded generator gives the same samples whatever else has drawn.
     """
     def energy(x: torch.Tensor) -> torch.Tensor:
         return network_energy(network, x, cluster)
@@ -177,7 +178,7 @@ def sample_from_noise(network: Callable[[torch.Tensor], torch.Tensor], n: int, s
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
         u = draws.rand((m, *shape), generator, device)
-        out.append(langevin(energy, config.low + (config.high - config.low) * u, config, steps))
+        out.append(langevin(energy, config.low + (config.high - config.low) * u, config, steps, generator))
     return torch.cat(out) if out else torch.zeros((0, *shape), device=device)
 
 
