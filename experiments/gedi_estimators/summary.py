@@ -16,7 +16,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 COLUMNS = [("nmi", "NMI"), ("matched_accuracy", "matched acc"), ("confident_fraction", "samples conf ≥ 0.9"),
-           ("classes_covered", "classes"), ("largest_digit_share", "largest digit's share"), ("frechet", "Fréchet"), ("conditional_agreement", "cond. agreement"),
+           ("classes_covered", "classes"), ("largest_digit_share", "largest digit's share"), ("frechet", "Fréchet"),
+           ("conditional_agreement", "cond. agreement"),
            ("auroc_fashion", "AUROC Fashion"), ("auroc_noise", "AUROC noise"), ("auroc_vflip", "AUROC vflip"),
            ("gen_last_epoch", "gen. loss, last epoch"), ("at_floor", "gen. at floor (last 100)"),
            ("train_seconds", "train s")]
@@ -58,7 +59,8 @@ def main(argv: list[str]) -> None:
     found = rows(out)
     if (HERE / "summary.json").exists():  # runs judged before (a config's other seeds) keep their rows
         again = {(r["config"], r["seed"]) for r in found}
-        found = [r for r in json.loads((HERE / "summary.json").read_text()) if (r["config"], r["seed"]) not in again] + found
+        before = json.loads((HERE / "summary.json").read_text())
+        found = [r for r in before if (r["config"], r["seed"]) not in again] + found
     (HERE / "summary.json").write_text(json.dumps(found, indent=1) + "\n")
     (HERE / "summary.md").write_text(markdown(found))
     print(markdown(found))

@@ -70,7 +70,8 @@ def available(command: str | None = None) -> dict[str, Preset]:
 def add_preset_arguments(group: argparse._ArgumentGroup, command: str) -> None:
     """``--preset NAME`` (the shipped presets of ``command``) and ``--config FILE``."""
     presets = available(command)
-    listing = "; ".join(f"{name}: {p.description}" for name, p in presets.items()).replace("%", "%%")  # argparse %-formats help
+    listing = "; ".join(f"{name}: {p.description}" for name, p in presets.items())
+    listing = listing.replace("%", "%%")  # argparse %-formats help text
     group.add_argument("--preset", choices=list(presets), default=None, metavar="NAME",
                        help=f"start from a recipe that works (flags still override it): {listing}")
     group.add_argument("--config", default=None, metavar="FILE",
