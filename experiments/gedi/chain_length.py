@@ -26,8 +26,8 @@ from pathlib import Path
 
 import torch
 
-from experiments.gedi.unification import (add_judged_sampling_arguments, judge_reference, judged_digits, load_run,
-                                          open_judged_sampling, sample_quality)
+from experiments.gedi.unification import (add_judged_sampling_arguments, confident_counts, judge_reference,
+                                          judged_digits, load_run, open_judged_sampling, sample_quality)
 from nesy_gedi.commands import positive_int, run_command
 from nesy_gedi.errors import DataError
 from nesy_gedi.gedi import SGLDConfig
@@ -54,8 +54,7 @@ def replay_buffer(run: Path, n: int) -> torch.Tensor:
 
 def class_counts(judge, samples: torch.Tensor) -> list[int]:
     """How many of the samples the judge names as each digit with confidence >= 0.9."""
-    digits, confident = judged_digits(judge, samples)
-    return torch.bincount(digits[confident], minlength=10).tolist()
+    return confident_counts(*judged_digits(judge, samples)).tolist()
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

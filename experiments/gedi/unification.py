@@ -183,11 +183,16 @@ def judged_digits(judge: MnistCNN, samples: torch.Tensor) -> tuple[torch.Tensor,
     return probs.argmax(1), probs.max(1).values >= 0.9
 
 
+def confident_counts(digits: torch.Tensor, confident: torch.Tensor) -> torch.Tensor:
+    """How many samples the judge names as each digit with confidence >= 0.9 (:func:`judged_digits`'s output)."""
+    return digits[confident].bincount(minlength=10)
+
+
 def sample_quality(judge: MnistCNN, samples: torch.Tensor, test_features: np.ndarray) -> dict:
     """The confident fraction, the classes among the confident samples, the largest digit's share of them (a
     crowding that "10 classes" hides; None without confident samples) and the Fréchet distance to the test set."""
     digits, confident = judged_digits(judge, samples)
-    counts = digits[confident].bincount(minlength=10)
+    counts = confident_counts(digits, confident)
     return {"confident_fraction": float(confident.float().mean()),
             "classes_covered": int((counts > 0).sum()),
             "largest_digit_share": float(counts.max() / counts.sum()) if counts.sum() > 0 else None,
